@@ -1,0 +1,1 @@
+"""izgens: the shared library of the izgens backend functions."""

@@ -1,0 +1,153 @@
+"""Typed settings, read once from the environment (or AWS Secrets Manager).
+
+`get_settings()` is cached and is only called when a request or job first needs
+configuration, so importing a module never reads the environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = ["DEV_SECRETS", "Settings", "get_settings", "reset_settings"]
+
+# Values the dev stack uses; refused anywhere else so a copy-pasted .env never reaches prod.
+DEV_SECRETS = frozenset(
+    {
+        "dev-byteplus-key",
+        "dev-plisio-secret",
+        "dev-callback-signing-key-000000000000",
+        "dev-s3-secret",
+    }
+)
+
+SECRET_FIELDS = (
+    "supabase_jwt_secret",
+    "supabase_service_key",
+    "byteplus_api_key",
+    "plisio_secret_key",
+    "callback_signing_key",
+    "aws_secret_access_key",
+)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    env: Literal["dev", "test", "prod"] = Field("prod", alias="IZGENS_ENV")
+    log_level: str = "INFO"
+
+    database_url: str = ""
+    db_pool_size: int = Field(1, ge=1, le=64)
+    db_pool_timeout: float = Field(10.0, gt=0)
+
+    supabase_url: str = ""
+    supabase_jwks_url: str = ""
+    supabase_jwt_issuer: str = ""
+    supabase_jwt_secret: SecretStr | None = None
+    supabase_service_key: SecretStr | None = None
+
+    s3_bucket: str = "izgens"
+    s3_endpoint_url: str = ""
+    aws_region: str = Field("us-east-1", alias="AWS_REGION")
+    aws_access_key_id: str | None = Field(None, alias="AWS_ACCESS_KEY_ID")
+    aws_secret_access_key: SecretStr | None = Field(None, alias="AWS_SECRET_ACCESS_KEY")
+
+    byteplus_api_key: SecretStr | None = None
+    byteplus_base_url: str = "https://ark.ap-southeast.bytepluses.com/api/v3"
+    byteplus_video_hosts: Annotated[list[str], NoDecode] = [
+        ".bytepluses.com",
+        ".volces.com",
+        ".byteplusapi.com",
+    ]
+
+    plisio_secret_key: SecretStr | None = None
+    plisio_base_url: str = "https://api.plisio.net/api/v1"
+
+    # where the outside world reaches each function: name=url pairs, comma separated
+    public_base_urls: Annotated[dict[str, str], NoDecode] = {}
+    frontend_url: str = ""
+    callback_signing_key: SecretStr | None = None
+
+    deletion_grace_hours: int = Field(72, ge=0, le=24 * 29)
+    reference_retention_hours: int = Field(72, ge=1)
+    payment_retention_years: int = Field(7, ge=1)
+    export_ttl_hours: int = Field(24, ge=1)
+    export_link_seconds: int = Field(600, ge=30, le=3600)
+    video_link_seconds: int = Field(900, ge=30, le=3600 * 12)
+
+    rate_window_seconds: int = Field(60, ge=1)
+    rate_generate_user: int = Field(10, ge=0)
+    rate_generate_ip: int = Field(30, ge=0)
+    rate_upload_user: int = Field(30, ge=0)
+    rate_checkout_user: int = Field(10, ge=0)
+    rate_export_user: int = Field(3, ge=0)
+    rate_auth_failures_ip: int = Field(60, ge=0)
+
+    max_body_bytes: int = Field(64 * 1024, ge=1024)
+    cors_origins: Annotated[list[str], NoDecode] = []
+    trust_forwarded_for: bool = False
+
+    @field_validator("public_base_urls", mode="before")
+    @classmethod
+    def _parse_pairs(cls, value: object) -> object:
+        if isinstance(value, str):
+            if value.strip().startswith("{"):
+                return json.loads(value)
+            pairs = (item.split("=", 1) for item in value.split(",") if item.strip())
+            return {k.strip(): v.strip().rstrip("/") for k, v in pairs}
+        return value
+
+    @field_validator("cors_origins", "byteplus_video_hosts", mode="before")
+    @classmethod
+    def _parse_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _defaults_and_guards(self) -> Settings:
+        base = self.supabase_url.rstrip("/")
+        if base and not self.supabase_jwt_issuer:
+            self.supabase_jwt_issuer = f"{base}/auth/v1"
+        if base and not self.supabase_jwks_url:
+            self.supabase_jwks_url = f"{base}/auth/v1/.well-known/jwks.json"
+        if self.env == "prod":
+            for name in SECRET_FIELDS:
+                secret = getattr(self, name)
+                if secret is not None and secret.get_secret_value() in DEV_SECRETS:
+                    raise ValueError(f"{name.upper()} holds a dev value outside the dev stack")
+        return self
+
+    def public_url(self, function: str) -> str:
+        try:
+            return self.public_base_urls[function]
+        except KeyError:
+            raise ValueError(f"PUBLIC_BASE_URLS has no entry for {function!r}") from None
+
+
+def _secrets_manager_overlay() -> dict[str, str]:
+    """Values from the JSON secret named by IZGENS_SECRETS_ARN (keys as env names)."""
+    arn = os.environ.get("IZGENS_SECRETS_ARN")
+    if not arn:
+        return {}
+    import boto3  # only deployments that keep secrets there pay for the import
+
+    raw = boto3.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
+    values = json.loads(raw)
+    return {k.lower(): str(v) for k, v in values.items() if k not in os.environ}
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings(**_secrets_manager_overlay())
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (tests and the dev stack change the environment)."""
+    get_settings.cache_clear()

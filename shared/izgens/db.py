@@ -1,0 +1,187 @@
+"""Postgres access: a tiny connection pool and the one place SQL errors become IzgensErrors.
+
+One connection per warm Lambda container (pool size 1); the dev server and jobs use a few.
+Connections are autocommit with `prepare_threshold=None`, safe behind Supavisor's
+transaction mode. Every money or state change is a SQL function, so each call here is one
+round trip; `round_trips` counts them for the tests that hold us to the budget.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from izgens import errors
+from izgens.errors import DatabaseUnavailable
+
+if TYPE_CHECKING:
+    import psycopg
+
+__all__ = ["Database", "get_database", "reset_database", "translate_error"]
+
+Params = Sequence[Any] | dict[str, Any] | None
+
+
+def _detail_json(detail: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(detail or "")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def translate_error(exc: psycopg.Error) -> errors.IzgensError | None:
+    """Map the SQLSTATEs our SQL functions raise (see the migrations) to exceptions."""
+    diag = exc.diag
+    state, detail = exc.sqlstate or "", diag.message_detail
+    info = _detail_json(detail)
+    if state == "IZ001":
+        return errors.InsufficientCredits(int(info.get("balance", 0)), int(info.get("required", 0)))
+    if state == "IZ002":
+        return errors.IdempotencyConflict(detail)
+    if state == "IZ003":
+        return errors.AgeNotConfirmed()
+    if state == "IZ004":
+        return errors.AccountBlocked()
+    if state == "IZ005":
+        return errors.DeletionPending()
+    if state == "IZ006":
+        return errors.RateLimited(int(info.get("retry_after", 1)), str(info.get("bucket", "")))
+    if state == "IZ007":
+        return errors.InvalidTransition(str(info.get("from")), str(info.get("to")))
+    if state == "IZ008":
+        if detail == "profile":
+            # a valid token whose account no longer exists (purged): treat as signed out
+            return errors.Unauthenticated("this account no longer exists")
+        return errors.NotFound(detail)
+    if state == "IZ009":
+        return errors.InvalidRequest(detail)
+    return None
+
+
+class Database:
+    """A bounded set of autocommit connections, opened on first use."""
+
+    def __init__(self, url: str, *, size: int = 1, timeout: float = 10.0, name: str = "izgens"):
+        self.url = url
+        self.size = size
+        self.timeout = timeout
+        self.name = name
+        self.round_trips = 0
+        self._idle: list[psycopg.Connection[Any]] = []
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(size)
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        import psycopg
+        from psycopg.rows import dict_row
+
+        return psycopg.connect(
+            self.url,
+            autocommit=True,
+            prepare_threshold=None,
+            row_factory=dict_row,
+            connect_timeout=5,
+            application_name=self.name,
+        )
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        import psycopg
+
+        if not self._slots.acquire(timeout=self.timeout):
+            raise DatabaseUnavailable("all database connections are busy")
+        conn = None
+        try:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None or conn.closed or conn.broken:
+                try:
+                    conn = self._connect()
+                except psycopg.OperationalError as exc:
+                    conn = None
+                    raise DatabaseUnavailable("cannot connect to the database") from exc
+            yield conn
+        finally:
+            if conn is not None:
+                healthy = not conn.closed and not conn.broken
+                idle = healthy and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+                if idle:
+                    with self._lock:
+                        self._idle.append(conn)
+                elif not conn.closed:
+                    conn.close()
+            self._slots.release()
+
+    def _run(self, sql: str, params: Params, fetch: str, idempotent: bool) -> Any:
+        import psycopg
+
+        for attempt in (1, 2):
+            try:
+                with self.connection() as conn:
+                    self.round_trips += 1
+                    cur = conn.execute(sql, params)
+                    if fetch == "one":
+                        return cur.fetchone()
+                    if fetch == "all":
+                        return cur.fetchall()
+                    return None
+            except psycopg.Error as exc:
+                mapped = translate_error(exc)
+                if mapped is not None:
+                    raise mapped from exc
+                dropped = isinstance(exc, psycopg.OperationalError)
+                if dropped and idempotent and attempt == 1:
+                    continue  # the connection died under us: one fresh try
+                if dropped:
+                    raise DatabaseUnavailable("the database connection failed") from exc
+                raise
+        raise AssertionError("unreachable")
+
+    def one(self, sql: str, params: Params = None, *, idempotent: bool = True) -> dict[str, Any] | None:
+        return self._run(sql, params, "one", idempotent)
+
+    def all(self, sql: str, params: Params = None, *, idempotent: bool = True) -> list[dict[str, Any]]:
+        return self._run(sql, params, "all", idempotent)
+
+    def execute(self, sql: str, params: Params = None, *, idempotent: bool = True) -> None:
+        self._run(sql, params, "none", idempotent)
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+
+_database: Database | None = None
+_database_lock = threading.Lock()
+
+
+def get_database() -> Database:
+    """The process-wide Database, built from settings on first use."""
+    global _database
+    if _database is None:
+        from izgens.config import get_settings
+
+        settings = get_settings()
+        with _database_lock:
+            if _database is None:
+                _database = Database(
+                    settings.database_url,
+                    size=settings.db_pool_size,
+                    timeout=settings.db_pool_timeout,
+                )
+    return _database
+
+
+def reset_database() -> None:
+    """Close and forget the process-wide Database (SnapStart restore, tests)."""
+    global _database
+    with _database_lock:
+        if _database is not None:
+            _database.close()
+        _database = None

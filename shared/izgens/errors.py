@@ -1,0 +1,167 @@
+"""The izgens error tree. The library raises these; only `izgens.http` turns them into HTTP.
+
+    IzgensError                      code            what the caller does
+    ├── Unauthenticated              unauthenticated the token is missing, forged or expired
+    ├── NotFound                     not_found       also for another user's ids
+    ├── InvalidRequest               invalid_request the request can never succeed as sent
+    ├── PayloadTooLarge              payload_too_large
+    ├── IdempotencyConflict          idempotency_conflict  same key, other body
+    ├── Forbidden                    (base of the account gates)
+    │   ├── AgeNotConfirmed          age_not_confirmed
+    │   ├── AccountBlocked           account_blocked
+    │   └── DeletionPending          deletion_pending
+    ├── InsufficientCredits          insufficient_credits
+    ├── RateLimited                  rate_limited    retry after `retry_after` seconds
+    ├── InvalidTransition            invalid_transition  a state machine refused a move
+    ├── DatabaseUnavailable          database_unavailable try again shortly
+    └── ProviderError                (an external service failed)
+        ├── ProviderRejected         provider_rejected   definite: refund now
+        ├── ProviderUnavailable      provider_unavailable ambiguous: reconcile later
+        └── ProviderRateLimited      provider_busy       capacity: try later
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AccountBlocked",
+    "AgeNotConfirmed",
+    "DatabaseUnavailable",
+    "DeletionPending",
+    "Forbidden",
+    "IdempotencyConflict",
+    "InsufficientCredits",
+    "InvalidRequest",
+    "InvalidTransition",
+    "IzgensError",
+    "NotFound",
+    "PayloadTooLarge",
+    "ProviderError",
+    "ProviderRateLimited",
+    "ProviderRejected",
+    "ProviderUnavailable",
+    "RateLimited",
+    "Unauthenticated",
+]
+
+
+class IzgensError(Exception):
+    code = "internal_error"
+    title = "Internal error"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+
+
+class Unauthenticated(IzgensError):
+    code = "unauthenticated"
+    title = "Authentication required"
+
+
+class NotFound(IzgensError):
+    code = "not_found"
+    title = "Not found"
+
+
+class InvalidRequest(IzgensError):
+    code = "invalid_request"
+    title = "Invalid request"
+
+
+class PayloadTooLarge(IzgensError):
+    code = "payload_too_large"
+    title = "Payload too large"
+
+
+class IdempotencyConflict(IzgensError):
+    code = "idempotency_conflict"
+    title = "Idempotency-Key reused with another request"
+
+
+class Forbidden(IzgensError):
+    code = "forbidden"
+    title = "Forbidden"
+
+
+class AgeNotConfirmed(Forbidden):
+    code = "age_not_confirmed"
+    title = "Confirm that you are 18 or older first"
+
+
+class AccountBlocked(Forbidden):
+    code = "account_blocked"
+    title = "This account is blocked"
+
+
+class DeletionPending(Forbidden):
+    code = "deletion_pending"
+    title = "This account is scheduled for deletion"
+
+
+class InsufficientCredits(IzgensError):
+    code = "insufficient_credits"
+    title = "Not enough credits"
+
+    def __init__(self, balance: int, required: int) -> None:
+        super().__init__(f"balance {balance}, required {required}")
+        self.balance = balance
+        self.required = required
+
+
+class RateLimited(IzgensError):
+    code = "rate_limited"
+    title = "Too many requests"
+
+    def __init__(self, retry_after: int, bucket: str = "") -> None:
+        super().__init__(f"retry after {retry_after} s")
+        self.retry_after = retry_after
+        self.bucket = bucket
+
+
+class InvalidTransition(IzgensError):
+    code = "invalid_transition"
+    title = "Not possible in the current state"
+
+    def __init__(self, current: str, target: str) -> None:
+        super().__init__(f"cannot move from {current} to {target}")
+        self.current = current
+        self.target = target
+
+
+class DatabaseUnavailable(IzgensError):
+    code = "database_unavailable"
+    title = "The database is unavailable"
+
+
+class ProviderError(IzgensError):
+    code = "provider_error"
+    title = "An external service failed"
+
+    def __init__(self, detail: str | None = None, *, provider_code: str | None = None) -> None:
+        super().__init__(detail)
+        self.provider_code = provider_code
+
+
+class ProviderRejected(ProviderError):
+    code = "provider_rejected"
+    title = "The provider refused the request"
+
+
+class ProviderUnavailable(ProviderError):
+    code = "provider_unavailable"
+    title = "The provider is unavailable"
+
+
+class ProviderRateLimited(ProviderError):
+    code = "provider_busy"
+    title = "The provider is at capacity"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        provider_code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(detail, provider_code=provider_code)
+        self.retry_after = retry_after
