@@ -1,0 +1,148 @@
+"""Supabase access tokens, verified locally.
+
+Asymmetric keys (ES256/RS256) come from the project's JWKS, cached and refreshed when a
+token names an unknown `kid`; the legacy HS256 secret is accepted only when configured.
+The token's `alg` never chooses the verification method on its own: each key type has a
+pinned list, so `none` and HS256-signed-with-the-public-key are refused.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from izgens.errors import Unauthenticated
+
+__all__ = ["TokenVerifier", "User", "get_verifier", "reset_verifier"]
+
+ASYMMETRIC_ALGORITHMS = ("ES256", "RS256")
+AUDIENCE = "authenticated"
+
+
+@dataclass(frozen=True)
+class User:
+    id: uuid.UUID
+    email: str | None
+    session_id: str | None
+    claims: dict[str, Any] = field(repr=False)
+
+
+class TokenVerifier:
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        jwks_url: str | None,
+        hs256_secret: str | None = None,
+        leeway: int = 30,
+        jwks_cache_seconds: int = 600,
+        jwks_timeout: float = 5.0,
+    ) -> None:
+        self.issuer = issuer
+        self.jwks_url = jwks_url
+        self.hs256_secret = hs256_secret
+        self.leeway = leeway
+        self._jwks_cache_seconds = jwks_cache_seconds
+        self._jwks_timeout = jwks_timeout
+        self._jwks_client: Any = None
+        self._lock = threading.Lock()
+
+    def _jwks(self) -> Any:
+        if self._jwks_client is None:
+            import jwt
+
+            with self._lock:
+                if self._jwks_client is None:
+                    self._jwks_client = jwt.PyJWKClient(
+                        self.jwks_url or "",
+                        cache_jwk_set=True,
+                        lifespan=self._jwks_cache_seconds,
+                        timeout=self._jwks_timeout,
+                    )
+        return self._jwks_client
+
+    def _key_for(self, header: dict[str, Any]) -> tuple[Any, list[str]]:
+        import jwt
+
+        alg = header.get("alg")
+        if alg == "HS256":
+            if not self.hs256_secret:
+                raise Unauthenticated("HS256 tokens are not accepted")
+            return self.hs256_secret, ["HS256"]
+        if alg not in ASYMMETRIC_ALGORITHMS:
+            raise Unauthenticated("unsupported token algorithm")
+        kid = header.get("kid")
+        if not self.jwks_url or not isinstance(kid, str):
+            raise Unauthenticated("token has no usable key id")
+        try:
+            signing_key = self._jwks().get_signing_key(kid)
+        except jwt.PyJWKClientConnectionError as exc:
+            raise Unauthenticated("signing keys are unavailable") from exc
+        except jwt.PyJWKClientError as exc:
+            raise Unauthenticated("unknown signing key") from exc
+        key_alg = getattr(signing_key, "algorithm_name", None)
+        if key_alg and key_alg != alg:
+            raise Unauthenticated("token algorithm does not match its key")
+        return signing_key.key, [alg]
+
+    def verify(self, token: str) -> User:
+        import jwt
+
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated("malformed token") from exc
+        key, algorithms = self._key_for(header)
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=algorithms,
+                audience=AUDIENCE,
+                issuer=self.issuer,
+                leeway=self.leeway,
+                options={"require": ["exp", "iat", "sub", "aud", "iss"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthenticated("token expired") from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated("invalid token") from exc
+        if claims.get("role") != AUDIENCE:
+            raise Unauthenticated("token is not a user token")
+        if claims.get("is_anonymous") is True:
+            raise Unauthenticated("anonymous sessions cannot use this service")
+        try:
+            user_id = uuid.UUID(str(claims["sub"]))
+        except ValueError as exc:
+            raise Unauthenticated("invalid subject") from exc
+        email = claims.get("email")
+        session = claims.get("session_id")
+        return User(
+            id=user_id,
+            email=email if isinstance(email, str) and email else None,
+            session_id=session if isinstance(session, str) else None,
+            claims=claims,
+        )
+
+
+_verifier: TokenVerifier | None = None
+
+
+def get_verifier() -> TokenVerifier:
+    global _verifier
+    if _verifier is None:
+        from izgens.config import get_settings
+
+        s = get_settings()
+        secret = s.supabase_jwt_secret.get_secret_value() if s.supabase_jwt_secret else None
+        _verifier = TokenVerifier(
+            issuer=s.supabase_jwt_issuer, jwks_url=s.supabase_jwks_url or None, hs256_secret=secret
+        )
+    return _verifier
+
+
+def reset_verifier() -> None:
+    global _verifier
+    _verifier = None

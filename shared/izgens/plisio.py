@@ -1,0 +1,573 @@
+"""Plisio: callback signatures, the typed API client and what each payment status means to us.
+
+The wire format is `../shared/reference/plisio.md`. Three things here exist because of it:
+
+* `verify_callback` checks `verify_hash` (HMAC-SHA1 keyed with the API secret) over the
+  compact JSON of the body, in constant time, before anything else looks at the body.
+* `PlisioClient` never lets the API key, which Plisio wants in the query string, reach a log
+  line, an exception or a repr: the key is added to the URL inside the transport, below
+  httpx's own request logging and error reporting.
+* Status helpers: only `completed` and `mismatch` (overpaid) are paid; see `payment_outcome`.
+
+Errors raised here (the rest of the tree is `izgens.errors`):
+
+    InvalidRequest
+    └── InvalidSignature        invalid_signature   a callback we cannot trust: answer 4xx
+    ProviderRejected
+    └── PlisioRejected          definite refusal (error envelope or 4xx): do not retry
+    ProviderUnavailable         timeout, connection error, 5xx, unreadable answer: reconcile
+    ProviderRateLimited         429, with `retry_after` when Plisio sent one
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Annotated, Any, TypeVar
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
+
+from izgens.errors import (
+    InvalidRequest,
+    ProviderRateLimited,
+    ProviderRejected,
+    ProviderUnavailable,
+)
+from izgens.logs import log_event
+
+__all__ = [
+    "CLOSED_UNPAID_STATUSES",
+    "KNOWN_STATUSES",
+    "OPEN_STATUSES",
+    "PAID_STATUSES",
+    "InvalidSignature",
+    "Invoice",
+    "Operation",
+    "OperationParams",
+    "PaymentOutcome",
+    "PlisioClient",
+    "PlisioRejected",
+    "PlisioStatus",
+    "payment_outcome",
+    "sign_callback",
+    "verify_callback",
+]
+
+logger = logging.getLogger("izgens.plisio")
+
+_HASH_RE = re.compile(r"[0-9a-fA-F]{40}")
+_KEY_IN_URL_RE = re.compile(r"(api_key=)[^&\s\"'#]*")
+_REDACTED = "[redacted]"
+
+M = TypeVar("M", bound=BaseModel)
+
+
+# --- callback signatures -------------------------------------------------------------------
+
+
+class InvalidSignature(InvalidRequest):
+    """A callback whose `verify_hash` is missing, malformed or wrong: nothing in it is trusted."""
+
+    code = "invalid_signature"
+    title = "Invalid callback signature"
+
+
+def _mac(secret: str, message: str) -> str:
+    return hmac.new(secret.encode("utf-8"), message.encode("utf-8"), hashlib.sha1).hexdigest()
+
+
+def _compact(fields: Mapping[str, Any], *, ensure_ascii: bool) -> str:
+    # json never escapes "/", which is what Plisio's PHP does (JSON_UNESCAPED_SLASHES)
+    return json.dumps(fields, separators=(",", ":"), ensure_ascii=ensure_ascii)
+
+
+def sign_callback(fields: Mapping[str, Any], secret: str) -> str:
+    """Plisio's `verify_hash` for a JSON callback, in its canonical form.
+
+    Keys sorted, compact separators, slashes and non-ASCII left raw, values as given; any
+    `verify_hash` already in `fields` is left out. The simulator signs with this.
+    """
+    body = {k: fields[k] for k in sorted(fields) if k != "verify_hash"}
+    return _mac(secret, _compact(body, ensure_ascii=False))
+
+
+def verify_callback(raw_body: bytes, secret: str) -> dict[str, Any]:
+    """Check a JSON callback's `verify_hash` and return its other fields, values as received.
+
+    Plisio signs the ksorted fields with raw UTF-8 (§4.1); the official Python SDK re-hashes
+    the received key order with `\\uXXXX` escapes. Which one Plisio's servers produce for
+    non-ASCII text is unconfirmed (§4.3), so each of those four serialisations is tried,
+    every one keyed by the secret. Numbers are re-serialised by Python's rules; Plisio sends
+    strings, and a body that does not survive that fails closed (re-check via the API).
+    """
+    if not secret:
+        raise InvalidSignature("no Plisio secret is configured")
+    try:
+        data = json.loads(raw_body)
+    except ValueError:  # also UnicodeDecodeError
+        raise InvalidSignature("the callback body is not JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidSignature("the callback body is not a JSON object")
+    received = data.pop("verify_hash", None)
+    if not isinstance(received, str) or not _HASH_RE.fullmatch(received):
+        raise InvalidSignature("verify_hash is missing or malformed")
+    received = received.lower()
+    in_order = dict(data)
+    in_key_order = dict(sorted(data.items()))
+    candidates = dict.fromkeys(
+        _compact(body, ensure_ascii=ascii_only)
+        for body in (in_key_order, in_order)
+        for ascii_only in (False, True)
+    )
+    matched = False
+    for message in candidates:
+        # no early exit: every candidate costs the same whether or not one matched
+        matched |= hmac.compare_digest(_mac(secret, message), received)
+    if not matched:
+        raise InvalidSignature("verify_hash does not match the callback body")
+    return data
+
+
+# --- statuses ------------------------------------------------------------------------------
+
+
+class PlisioStatus(StrEnum):
+    """Invoice statuses Plisio documents (§5.1)."""
+
+    NEW = "new"
+    PENDING = "pending"
+    PENDING_INTERNAL = "pending internal"
+    COMPLETED = "completed"
+    MISMATCH = "mismatch"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+    ERROR = "error"
+    CANCELLED_DUPLICATE = "cancelled duplicate"
+
+
+class PaymentOutcome(StrEnum):
+    """What a status means for a credits purchase."""
+
+    PAID = "paid"  # credit the pack, once per order
+    OPEN = "open"  # keep waiting; money may be on its way
+    UNPAID = "unpaid"  # closed without a sale (an `expired` one may hold a partial payment)
+    UNKNOWN = "unknown"  # a status Plisio never documented: record it, act on nothing
+
+
+# `mismatch` is Plisio's word for overpaid: the official plugins credit it like `completed`.
+PAID_STATUSES = frozenset({PlisioStatus.COMPLETED, PlisioStatus.MISMATCH})
+OPEN_STATUSES = frozenset(
+    {PlisioStatus.NEW, PlisioStatus.PENDING, PlisioStatus.PENDING_INTERNAL}
+)
+# `cancelled duplicate` is the invoice abandoned when the buyer switched coin: the money, if
+# any, is on a sibling invoice of the same order_number, so it never fails the order by itself.
+CLOSED_UNPAID_STATUSES = frozenset(
+    {
+        PlisioStatus.EXPIRED,
+        PlisioStatus.CANCELLED,
+        PlisioStatus.ERROR,
+        PlisioStatus.CANCELLED_DUPLICATE,
+    }
+)
+KNOWN_STATUSES = PAID_STATUSES | OPEN_STATUSES | CLOSED_UNPAID_STATUSES
+
+
+def payment_outcome(status: str | None) -> PaymentOutcome:
+    """Classify a Plisio status; anything undocumented (`_111`, typos) is UNKNOWN, never paid."""
+    value = (status or "").strip().lower()
+    if value in PAID_STATUSES:
+        return PaymentOutcome.PAID
+    if value in OPEN_STATUSES:
+        return PaymentOutcome.OPEN
+    if value in CLOSED_UNPAID_STATUSES:
+        return PaymentOutcome.UNPAID
+    return PaymentOutcome.UNKNOWN
+
+
+# --- response models -----------------------------------------------------------------------
+
+
+def _blank_to_none(value: object) -> object:
+    return None if value == "" else value
+
+
+def _list_to_dict(value: object) -> object:
+    # PHP encodes an empty associative array as []
+    return {} if value == [] or value is None else value
+
+
+Amount = Annotated[Decimal | None, BeforeValidator(_blank_to_none)]
+
+
+class _Model(BaseModel):
+    # numbers may come as strings or as JSON numbers; unknown fields are kept in model_extra
+    model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True, frozen=True)
+
+
+class Invoice(_Model):
+    """`GET /invoices/new` data. White-label shops add fields; they stay in `model_extra`."""
+
+    txn_id: str
+    invoice_url: str
+    invoice_total_sum: Amount = None
+
+
+class OperationParams(_Model):
+    """What we sent when creating the invoice, echoed by Plisio."""
+
+    order_number: str | None = None
+    order_name: str | None = None
+    source_amount: Amount = None
+    source_currency: str | None = None
+    amount: Amount = None
+    currency: str | None = None
+
+
+class Operation(_Model):
+    """`OperationDto`: the server-side truth about one invoice."""
+
+    id: str = Field(validation_alias=AliasChoices("id", "txn_id"))
+    status: str
+    type: str | None = None
+    currency: str | None = None
+    psys_cid: str | None = None
+    amount: Amount = None
+    pending_sum: Amount = None
+    actual_sum: Amount = None
+    source_currency: str | None = None
+    source_rate: Amount = None
+    params: Annotated[OperationParams, BeforeValidator(_list_to_dict)] = OperationParams()
+
+    @property
+    def order_number(self) -> str | None:
+        return self.params.order_number
+
+    @property
+    def outcome(self) -> PaymentOutcome:
+        return payment_outcome(self.status)
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+class PlisioRejected(ProviderRejected):
+    """Plisio answered with its error envelope (or a bare 4xx): the request will not succeed.
+
+    `fields` holds the per-field messages when Plisio sent them as a JSON string, which it
+    does for validation errors.
+    """
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        provider_code: str | None = None,
+        http_status: int,
+        name: str = "",
+        fields: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail, provider_code=provider_code)
+        self.http_status = http_status
+        self.name = name
+        self.fields = fields or {}
+
+
+# --- the client ----------------------------------------------------------------------------
+
+
+class _ApiKeyTransport(httpx.BaseTransport):
+    """Adds `api_key` to the URL of the request actually sent, and only there.
+
+    httpx logs `request.url` and attaches the request to its errors; both are the request
+    the client built, which never carries the key.
+    """
+
+    def __init__(self, inner: httpx.BaseTransport, api_key: str) -> None:
+        self._inner = inner
+        self._api_key = api_key
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        keyed = httpx.Request(
+            request.method,
+            request.url.copy_add_param("api_key", self._api_key),
+            headers=request.headers,
+            stream=request.stream,
+            extensions=request.extensions,
+        )
+        return self._inner.handle_request(keyed)
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} api_key={_REDACTED}>"
+
+
+def _decimal_text(value: Decimal | int | str, field: str) -> str:
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise InvalidRequest(f"{field} is not a number") from None
+    if not amount.is_finite() or amount <= 0:
+        raise InvalidRequest(f"{field} must be a positive number")
+    return format(amount, "f")
+
+
+def _require_json_callback(url: str) -> None:
+    # without json=true Plisio posts a form signed over PHP serialize(), which we do not verify
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InvalidRequest("callback_url must be an absolute http(s) URL")
+    if ("json", "true") not in parse_qsl(parts.query):
+        raise InvalidRequest("callback_url must carry json=true so callbacks arrive as JSON")
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after", "")
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+class PlisioClient:
+    """Typed access to the three Plisio calls the credits shop needs.
+
+    Every call is a GET that is safe to repeat, so each is retried (`retries` times, with
+    exponential backoff and jitter) on timeouts, connection errors, 5xx and 429.
+    `create_invoice` is retried too only because it sends `return_existing=1`: a retry for an
+    order Plisio already invoiced returns that invoice instead of making a second one.
+    Definite refusals are never retried. The httpx client is built on first use, so creating
+    a `PlisioClient` costs nothing at cold start.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        secret_key: str,
+        *,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+        retries: int = 2,
+        backoff: float = 0.25,
+        max_retry_wait: float = 2.0,
+    ) -> None:
+        if not secret_key:
+            raise ValueError("PlisioClient needs the Plisio secret key")
+        self._base_url = base_url.rstrip("/")
+        self._secret_key = secret_key
+        self._timeout = timeout
+        self._transport = transport
+        self._retries = max(0, retries)
+        self._backoff = max(0.0, backoff)
+        self._max_retry_wait = max_retry_wait
+        self._http: httpx.Client | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"PlisioClient(base_url={self._base_url!r}, secret_key={_REDACTED!r})"
+
+    def __enter__(self) -> PlisioClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            http, self._http = self._http, None
+        if http is not None:
+            http.close()
+
+    # -- public calls ----------------------------------------------------------------------
+
+    def create_invoice(
+        self,
+        *,
+        order_number: str,
+        order_name: str,
+        source_amount: Decimal,
+        source_currency: str,
+        callback_url: str,
+        success_url: str | None = None,
+        fail_url: str | None = None,
+        expire_min: int | None = None,
+    ) -> Invoice:
+        """Create (or, for an order already invoiced, fetch) the invoice for one purchase.
+
+        `success_url` / `fail_url` are where the invoice page's "To the site" button leads
+        (Plisio's `success_invoice_url` / `fail_invoice_url`); `callback_url` must carry
+        `json=true`. The buyer picks the coin on Plisio's page.
+        """
+        if not order_number or not order_name or not source_currency:
+            raise InvalidRequest("order_number, order_name and source_currency are required")
+        _require_json_callback(callback_url)
+        params: dict[str, str] = {
+            "order_number": order_number,
+            "order_name": order_name,
+            "source_currency": source_currency,
+            "source_amount": _decimal_text(source_amount, "source_amount"),
+            "callback_url": callback_url,
+            "return_existing": "1",
+        }
+        if success_url:
+            params["success_invoice_url"] = success_url
+        if fail_url:
+            params["fail_invoice_url"] = fail_url
+        if expire_min is not None:
+            if expire_min <= 0:
+                raise InvalidRequest("expire_min must be positive")
+            params["expire_min"] = str(expire_min)
+        data = self._call("/invoices/new", params)
+        return self._parse(Invoice, data, "invoice")
+
+    def get_operation(self, txn_id: str) -> Operation:
+        """Re-read one invoice; the answer, not a callback, is what credits are based on."""
+        if not txn_id or "/" in txn_id:
+            raise InvalidRequest("txn_id is empty or malformed")
+        data = self._call(f"/operations/{txn_id}", {})
+        return self._parse(Operation, data, "operation")
+
+    def find_operations(self, order_number: str) -> list[Operation]:
+        """Every invoice Plisio holds for our order, including coin-switch siblings (§5.3).
+
+        Plisio's `search` also matches tx ids and e-mails, so results are filtered to those
+        whose `params.order_number` is exactly ours.
+        """
+        if not order_number:
+            raise InvalidRequest("order_number is required")
+        data = self._call("/operations", {"search": order_number, "type": "invoice"})
+        raw = data.get("operations", []) if isinstance(data, dict) else data
+        if not isinstance(raw, list):
+            raise ProviderUnavailable("Plisio sent an unreadable operations list")
+        found = [self._parse(Operation, item, "operation") for item in raw]
+        return [op for op in found if op.order_number == order_number]
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _client(self) -> httpx.Client:
+        with self._lock:
+            if self._http is None:
+                inner = self._transport or httpx.HTTPTransport()
+                self._http = httpx.Client(
+                    base_url=self._base_url,
+                    timeout=self._timeout,
+                    transport=_ApiKeyTransport(inner, self._secret_key),
+                    headers={"Accept": "application/json"},
+                    follow_redirects=False,
+                )
+            return self._http
+
+    def _redact(self, text: str) -> str:
+        return _KEY_IN_URL_RE.sub(rf"\g<1>{_REDACTED}", text.replace(self._secret_key, _REDACTED))
+
+    def _call(self, path: str, params: dict[str, str]) -> Any:
+        attempt = 0
+        while True:
+            try:
+                return self._once(path, params)
+            except (ProviderUnavailable, ProviderRateLimited) as exc:
+                delay = self._backoff * (2**attempt) * (0.5 + random.random() / 2)
+                if isinstance(exc, ProviderRateLimited) and exc.retry_after:
+                    delay = max(delay, exc.retry_after)
+                if attempt >= self._retries or delay > self._max_retry_wait:
+                    raise
+                log_event(
+                    logger,
+                    "plisio call failed, retrying",
+                    logging.WARNING,
+                    path=path,
+                    error=exc.code,
+                    attempt=attempt + 1,
+                )
+                time.sleep(delay)
+                attempt += 1
+
+    def _once(self, path: str, params: dict[str, str]) -> Any:
+        try:
+            response = self._client().get(path, params=params)
+        except httpx.TimeoutException as exc:
+            raise ProviderUnavailable(f"Plisio timed out ({type(exc).__name__})") from exc
+        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
+            reason = self._redact(str(exc)) or type(exc).__name__
+            raise ProviderUnavailable(f"Plisio could not be reached: {reason}") from exc
+        return self._answer(response)
+
+    def _answer(self, response: httpx.Response) -> Any:
+        status = response.status_code
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        error = payload.get("data") if isinstance(payload, dict) else None
+        is_error = isinstance(payload, dict) and payload.get("status") == "error"
+        if not isinstance(error, dict):
+            error = {}
+        name = self._redact(str(error.get("name") or ""))
+        message = self._redact(str(error.get("message") or ""))
+        code = error.get("code")
+        provider_code = str(code) if code is not None else None
+        summary = ": ".join(part for part in (name, message) if part) or f"HTTP {status}"
+
+        if status == 429:
+            raise ProviderRateLimited(
+                f"Plisio is rate limiting: {summary}",
+                provider_code=provider_code,
+                retry_after=_retry_after(response),
+            )
+        if status >= 500 or status == 408:
+            raise ProviderUnavailable(f"Plisio failed: {summary}", provider_code=provider_code)
+        if is_error or 400 <= status < 500:
+            raise PlisioRejected(
+                f"Plisio refused the request: {summary}",
+                provider_code=provider_code,
+                http_status=status,
+                name=name,
+                fields=_field_errors(message),
+            )
+        if 200 <= status < 300 and isinstance(payload, dict) and payload.get("status") == "success":
+            return payload.get("data")
+        raise ProviderUnavailable(f"Plisio sent an unexpected answer (HTTP {status})")
+
+    @staticmethod
+    def _parse(model: type[M], data: Any, what: str) -> M:
+        try:
+            return model.model_validate(data)
+        except ValidationError:
+            # the invoice may exist all the same: ambiguous, like a timeout
+            raise ProviderUnavailable(f"Plisio sent an unreadable {what}") from None
+
+
+def _field_errors(message: str) -> dict[str, str]:
+    """Plisio's validation `message` is often a JSON object of field -> error(s)."""
+    try:
+        parsed = json.loads(message)
+    except ValueError:
+        return {}
+    if not isinstance(parsed, dict):
+        return {}
+    out: dict[str, str] = {}
+    for key, value in parsed.items():
+        if isinstance(value, list):
+            out[str(key)] = "; ".join(str(v) for v in value)
+        else:
+            out[str(key)] = str(value)
+    return out
