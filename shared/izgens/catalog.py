@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -71,13 +71,13 @@ _1080_V1 = ((1920, 1088), (1664, 1248), (1440, 1440), (1248, 1664), (1088, 1920)
 _4K_V2 = ((3840, 2160), (3326, 2494), (2880, 2880), (2494, 3326), (2160, 3840), (4398, 1886))
 
 
-def _sizes(**rows: tuple[Size, ...]) -> dict[str, dict[str, Size]]:
+def _sizes(rows: Mapping[str, tuple[Size, ...]]) -> dict[str, dict[str, Size]]:
     """Per resolution: each ratio's size, plus `adaptive` = the largest pixel count (for prices)."""
     table: dict[str, dict[str, Size]] = {}
     for resolution, sizes in rows.items():
         by_ratio = dict(zip(RATIOS, sizes, strict=True))
         by_ratio[ADAPTIVE] = max(sizes, key=lambda wh: wh[0] * wh[1])
-        table[resolution.removeprefix("r")] = by_ratio
+        table[resolution] = by_ratio
     return table
 
 
@@ -118,7 +118,6 @@ class ModelInfo:
     max_reference_audios: int = 0
     adaptive_only_with_video: bool = False
     output_formats: tuple[str, ...] = ("mp4",)
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def default_ratio(self, with_image: bool) -> str:
         """1.0 defaults to 16:9 for text-to-video and `adaptive` from an image (§2.2)."""
@@ -139,7 +138,7 @@ _V25_REFS = {
 
 
 def _v20(model_id: str, name: str, resolutions: tuple[str, ...]) -> ModelInfo:
-    sizes = _sizes(r480p=_480_V2, r720p=_720_V2, r1080p=_1080_V2, r4k=_4K_V2)
+    sizes = _sizes({"480p": _480_V2, "720p": _720_V2, "1080p": _1080_V2, "4k": _4K_V2})
     return ModelInfo(
         id=model_id,
         name=name,
@@ -171,7 +170,7 @@ def _v10(model_id: str, name: str, *, last_frame: bool) -> ModelInfo:
         supports_seed=True,
         supports_camera_fixed=True,
         references=_V1_IMAGE,
-        sizes=_sizes(r480p=_480_V1, r720p=_720_V1, r1080p=_1080_V1),
+        sizes=_sizes({"480p": _480_V1, "720p": _720_V1, "1080p": _1080_V1}),
         adaptive_text_only=False,
         auto_duration=False,
         supports_frames=True,
@@ -194,7 +193,7 @@ _MODELS: tuple[ModelInfo, ...] = (
         supports_seed=False,
         supports_camera_fixed=False,
         references=_V25_REFS,
-        sizes=_sizes(r480p=_480_V25, r720p=_720_V2),
+        sizes=_sizes({"480p": _480_V25, "720p": _720_V2}),
         supports_priority=True,
         max_reference_audios=10,
         adaptive_only_with_video=True,
@@ -215,7 +214,7 @@ _MODELS: tuple[ModelInfo, ...] = (
         supports_seed=True,
         supports_camera_fixed=True,
         references=_V1_IMAGE,
-        sizes=_sizes(r480p=_480_V2, r720p=_720_V2, r1080p=_1080_V2),
+        sizes=_sizes({"480p": _480_V2, "720p": _720_V2, "1080p": _1080_V2}),
         supports_draft=True,
         supports_flex=True,
     ),
@@ -269,21 +268,27 @@ def output_size(model_id: str, resolution: str, ratio: str) -> Size:
     try:
         return info.sizes[resolution][ratio]
     except KeyError:
-        raise InvalidRequest(
-            f"{resolution} {ratio} is not an output size of {model_id}"
-        ) from None
+        raise InvalidRequest(f"{resolution} {ratio} is not an output size of {model_id}") from None
 
 
 def _choices(values: Sequence[str]) -> str:
     return ", ".join(values)
 
 
-def normalize(spec: GenerationSpec) -> GenerationSpec:
-    """Fill the model's defaults; refuse what the model cannot do, before any money moves.
+@dataclass(frozen=True, slots=True)
+class _Choice:
+    """A spec resolved against its model: every value concrete."""
 
-    Idempotent: a normalized spec comes back equal. Unsupported switches that are off
-    (`generate_audio=False` on 1.0) are accepted; turning them on is refused.
-    """
+    info: ModelInfo
+    resolution: str
+    ratio: str
+    duration: int
+    seed: int | None
+    camera_fixed: bool
+    generate_audio: bool
+
+
+def _choose(spec: GenerationSpec) -> _Choice:
     info = get_model(spec.model or DEFAULT_MODEL)
     if _TEXT_COMMAND.search(spec.prompt):
         raise InvalidRequest(
@@ -337,15 +342,34 @@ def normalize(spec: GenerationSpec) -> GenerationSpec:
     if spec.generate_audio and not info.supports_audio:
         raise InvalidRequest(f"generate_audio is not supported by {info.id}")
 
+    return _Choice(
+        info=info,
+        resolution=resolution,
+        ratio=ratio,
+        duration=duration,
+        seed=seed,
+        camera_fixed=bool(spec.camera_fixed),
+        generate_audio=bool(spec.generate_audio),
+    )
+
+
+def normalize(spec: GenerationSpec) -> GenerationSpec:
+    """Fill the model's defaults; refuse what the model cannot do, before any money moves.
+
+    Idempotent: a normalized spec comes back equal. Switches a model lacks are accepted
+    when off (`generate_audio=False` on 1.0) and refused when on. A model without seeds
+    keeps `seed=None`; one with seeds gets -1 (random) unless a seed was given.
+    """
+    choice = _choose(spec)
     return spec.model_copy(
         update={
-            "model": info.id,
-            "resolution": resolution,
-            "ratio": ratio,
-            "duration": duration,
-            "seed": seed,
-            "camera_fixed": bool(spec.camera_fixed),
-            "generate_audio": bool(spec.generate_audio),
+            "model": choice.info.id,
+            "resolution": choice.resolution,
+            "ratio": choice.ratio,
+            "duration": choice.duration,
+            "seed": choice.seed,
+            "camera_fixed": choice.camera_fixed,
+            "generate_audio": choice.generate_audio,
         }
     )
 
@@ -354,12 +378,12 @@ def estimated_tokens(spec: GenerationSpec) -> int:
     """Tokens the provider will bill at most: ceil(W·H·(24·duration + 1) / 1024).
 
     The provider counts real frames (24 per second plus one); `adaptive` is priced at the
-    largest size of its resolution so the estimate never falls short of the bill.
+    largest size of its resolution so the estimate never falls short of the bill. Input
+    reference videos (2.x) are billed on top by the provider and are not counted here.
     """
-    norm = normalize(spec)
-    assert norm.model and norm.resolution and norm.ratio and norm.duration  # set by normalize
-    width, height = output_size(norm.model, norm.resolution, norm.ratio)
-    return math.ceil(width * height * (FPS * norm.duration + 1) / 1024)
+    choice = _choose(spec)
+    width, height = choice.info.sizes[choice.resolution][choice.ratio]
+    return math.ceil(width * height * (FPS * choice.duration + 1) / 1024)
 
 
 def check_references(spec: GenerationSpec, kinds: Sequence[str]) -> None:
@@ -401,18 +425,17 @@ def task_parameters(spec: GenerationSpec) -> dict[str, Any]:
 
     `generate_audio` is always sent where supported because the API's own default is True.
     """
-    norm = normalize(spec)
-    info = get_model(norm.model or DEFAULT_MODEL)
+    choice = _choose(spec)
     params: dict[str, Any] = {
-        "resolution": norm.resolution,
-        "ratio": norm.ratio,
-        "duration": norm.duration,
+        "resolution": choice.resolution,
+        "ratio": choice.ratio,
+        "duration": choice.duration,
         "watermark": False,
     }
-    if info.supports_seed:
-        params["seed"] = norm.seed
-    if info.supports_camera_fixed:
-        params["camera_fixed"] = norm.camera_fixed
-    if info.supports_audio:
-        params["generate_audio"] = norm.generate_audio
+    if choice.info.supports_seed:
+        params["seed"] = choice.seed
+    if choice.info.supports_camera_fixed:
+        params["camera_fixed"] = choice.camera_fixed
+    if choice.info.supports_audio:
+        params["generate_audio"] = choice.generate_audio
     return params

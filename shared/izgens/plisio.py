@@ -77,7 +77,7 @@ _HASH_RE = re.compile(r"[0-9a-fA-F]{40}")
 _KEY_IN_URL_RE = re.compile(r"(api_key=)[^&\s\"'#]*")
 _REDACTED = "[redacted]"
 
-M = TypeVar("M", bound=BaseModel)
+_M = TypeVar("_M", bound=BaseModel)
 
 
 # --- callback signatures -------------------------------------------------------------------
@@ -174,9 +174,7 @@ class PaymentOutcome(StrEnum):
 
 # `mismatch` is Plisio's word for overpaid: the official plugins credit it like `completed`.
 PAID_STATUSES = frozenset({PlisioStatus.COMPLETED, PlisioStatus.MISMATCH})
-OPEN_STATUSES = frozenset(
-    {PlisioStatus.NEW, PlisioStatus.PENDING, PlisioStatus.PENDING_INTERNAL}
-)
+OPEN_STATUSES = frozenset({PlisioStatus.NEW, PlisioStatus.PENDING, PlisioStatus.PENDING_INTERNAL})
 # `cancelled duplicate` is the invoice abandoned when the buyer switched coin: the money, if
 # any, is on a sibling invoice of the same order_number, so it never fails the order by itself.
 CLOSED_UNPAID_STATUSES = frozenset(
@@ -548,7 +546,7 @@ class PlisioClient:
         raise ProviderUnavailable(f"Plisio sent an unexpected answer (HTTP {status})")
 
     @staticmethod
-    def _parse(model: type[M], data: Any, what: str) -> M:
+    def _parse(model: type[_M], data: Any, what: str) -> _M:
         try:
             return model.model_validate(data)
         except ValidationError:

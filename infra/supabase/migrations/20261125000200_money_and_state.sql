@@ -274,18 +274,21 @@ end $$;
 create or replace function izgens.claim_submissions(p_limit int, p_lease_seconds int default 60)
 returns setof public.generations
 language sql as $$
-  update public.generations g
-     set submit_lease_until = now() + make_interval(secs => p_lease_seconds),
-         submit_attempts = g.submit_attempts + 1,
-         updated_at = now()
-   where g.id in (
-     select id from public.generations
-      where status = 'queued' and (submit_lease_until is null or submit_lease_until < now())
-      order by created_at, id
-      limit p_limit
-      for update skip locked
-   )
-  returning g.*;
+  with claimed as (
+    update public.generations g
+       set submit_lease_until = now() + make_interval(secs => p_lease_seconds),
+           submit_attempts = g.submit_attempts + 1,
+           updated_at = now()
+     where g.id in (
+       select id from public.generations
+        where status = 'queued' and (submit_lease_until is null or submit_lease_until < now())
+        order by created_at, id
+        limit p_limit
+        for update skip locked
+     )
+    returning g.*
+  )
+  select * from claimed order by created_at, id;
 $$;
 
 -- The provider had no capacity: keep the generation queued, give its lease back.

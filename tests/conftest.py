@@ -1,0 +1,174 @@
+"""Shared fixtures: a real Postgres (embedded, or DATABASE_URL), one fresh database per test
+cloned from a migrated template, and the dev server over real HTTP.
+
+Every test that touches the database ends with the ledger check: a profile whose balance
+is not the sum of its ledger fails the test that caused it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from psycopg.conninfo import make_conninfo
+
+from izgens.auth import reset_verifier
+from izgens.config import reset_settings
+from izgens.db import Database, reset_database
+from izgens.migrations import apply_migrations
+
+TEST_ENV = {
+    "IZGENS_ENV": "test",
+    "DB_POOL_SIZE": "40",
+    "LOG_LEVEL": "INFO",
+    "RATE_GENERATE_USER": "1000",
+    "RATE_GENERATE_IP": "1000",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> Iterator[str]:
+    """A Postgres server to create test databases on."""
+    given = os.environ.get("DATABASE_URL")
+    if given:
+        yield given
+        return
+    from izgens_local.pg import reap_orphans, start_postgres
+
+    parent = Path(tempfile.gettempdir())
+    reap_orphans(parent, "izgens-test-pg-")
+    pgdata = Path(tempfile.mkdtemp(prefix="izgens-test-pg-"))
+    pg = start_postgres(pgdata, tune_for_tests=True)
+    try:
+        yield pg.url
+    finally:
+        pg.stop()
+        shutil.rmtree(pgdata, ignore_errors=True)
+
+
+def _admin(url: str, sql: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql)
+
+
+@pytest.fixture(scope="session")
+def template_db(pg_admin_url: str) -> Iterator[str]:
+    name = f"izgens_tpl_{uuid.uuid4().hex[:10]}"
+    _admin(pg_admin_url, f'create database "{name}"')
+    apply_migrations(make_conninfo(pg_admin_url, dbname=name), bootstrap_auth=True)
+    try:
+        yield name
+    finally:
+        _admin(pg_admin_url, f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_environment() -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in TEST_ENV}
+    os.environ.update(TEST_ENV)
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture
+def db_url(pg_admin_url: str, template_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh migrated database for this test; the process settings point at it."""
+    name = f"izgens_t_{uuid.uuid4().hex[:12]}"
+    _admin(pg_admin_url, f'create database "{name}" template "{template_db}"')
+    url = make_conninfo(pg_admin_url, dbname=name)
+    monkeypatch.setenv("DATABASE_URL", url)
+    reset_settings()
+    reset_database()
+    try:
+        yield url
+    finally:
+        reset_database()
+        reset_settings()
+        _admin(pg_admin_url, f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    """A Database on this test's database; the books must balance when the test ends."""
+    database = Database(db_url, size=48, name="izgens-tests")
+    try:
+        yield database
+        bad = database.all("select * from izgens.ledger_mismatches()")
+        assert bad == [], f"ledger invariant broken: {bad}"
+    finally:
+        database.close()
+
+
+def make_user(db: Database, email: str | None = None, *, credits: int = 0, adult: bool = True) -> uuid.UUID:
+    user_id = uuid.uuid4()
+    db.execute(
+        "insert into auth.users (id, email) values (%s, %s)",
+        (user_id, email or f"u-{user_id.hex[:8]}@example.com"),
+    )
+    db.one("select * from izgens.ensure_profile(%s)", (user_id,))
+    if adult:
+        db.one("select izgens.confirm_age(%s)", (user_id,))
+    if credits:
+        db.one("select izgens.grant_credits(%s, %s, %s)", (user_id, credits, f"test:{uuid.uuid4()}"))
+    return user_id
+
+
+@dataclass
+class DevServer:
+    base: str
+    signer: object
+
+    def token(self, user_id: uuid.UUID, email: str | None = None, **kw: object) -> str:
+        return self.signer.token(user_id, email, **kw)  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def dev_server() -> Iterator[DevServer]:
+    """The dev server (every HTTP function mounted) on a free port, over real HTTP."""
+    from izgens_local.devauth import DevSigner
+    from izgens_local.devserver import create_dev_app
+    from izgens_local.stack import ThreadedServer
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    saved = os.environ.get("SUPABASE_URL")
+    os.environ["SUPABASE_URL"] = base
+    reset_settings()
+    reset_verifier()
+    signer = DevSigner(f"{base}/auth/v1")
+    server = ThreadedServer(create_dev_app(signer), port, name="test-dev-server").start()
+    try:
+        yield DevServer(base=base, signer=signer)
+    finally:
+        server.stop()
+        if saved is None:
+            os.environ.pop("SUPABASE_URL", None)
+        else:
+            os.environ["SUPABASE_URL"] = saved
+        reset_verifier()
+
+
+@pytest.fixture
+def api(dev_server: DevServer, db: Database) -> Iterator[httpx.Client]:
+    """An HTTP client for the dev server, whose functions use this test's database."""
+    with httpx.Client(base_url=dev_server.base, timeout=30) as client:
+        yield client

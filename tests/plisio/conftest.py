@@ -1,0 +1,128 @@
+"""Real HTTP for the Plisio tests: the simulator under uvicorn, and a callback receiver."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from izgens.plisio import PlisioClient
+from izgens_local.plisio_sim import SimConfig, create_app
+
+# distinctive, so a leak is easy to find in logs and messages
+SIM_SECRET = "sim-secret-9f3c1e-DO-NOT-LEAK"
+
+
+class ServerThread:
+    """An ASGI app served by uvicorn on a free 127.0.0.1 port, stopped on exit."""
+
+    def __init__(self, app: Any) -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self.port = self._sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            app, lifespan="off", access_log=False, log_config=None, ws="none", http="h11"
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
+        )
+
+    def __enter__(self) -> ServerThread:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the simulator did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(10)
+        self._sock.close()
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    seen_status: str | None = None
+
+
+@dataclass
+class Receiver:
+    """A plain-HTTP callback endpoint: records every POST, answers `status_code`."""
+
+    url: str
+    calls: list[Received] = field(default_factory=list)
+    status_code: int = 200
+    on_call: Callable[[Received], None] | None = None
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    holder: dict[str, Receiver] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            rec = Received(self.path, dict(self.headers.items()), self.rfile.read(length))
+            state = holder["r"]
+            if state.on_call:
+                state.on_call(rec)
+            state.calls.append(rec)
+            self.send_response(state.status_code)
+            self.send_header("Content-Type", "text/plain")
+            self.end_headers()
+            self.wfile.write(b"ok" if state.status_code == 200 else b"nope")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    holder["r"] = Receiver(url=f"http://127.0.0.1:{server.server_address[1]}")
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield holder["r"]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.fixture(scope="session")
+def sim_url() -> Iterator[str]:
+    with ServerThread(create_app(SimConfig(secret_key=SIM_SECRET))) as server:
+        yield server.url
+
+
+@pytest.fixture
+def api_url(sim_url: str) -> str:
+    return f"{sim_url}/api/v1"
+
+
+@pytest.fixture
+def sim(sim_url: str) -> Iterator[httpx.Client]:
+    """Plain HTTP to the simulator's driver routes; state is reset for every test."""
+    with httpx.Client(base_url=sim_url, timeout=10) as client:
+        client.post("/sim/reset").raise_for_status()
+        yield client
+
+
+@pytest.fixture
+def plisio(api_url: str, sim: httpx.Client) -> Iterator[PlisioClient]:
+    with PlisioClient(api_url, SIM_SECRET, timeout=5, backoff=0) as client:
+        yield client

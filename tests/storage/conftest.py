@@ -1,0 +1,169 @@
+"""Fixtures for the storage tests: moto in server mode on a free port, a Storage on it, and a
+little loopback HTTP server standing in for the provider's video host."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from izgens.storage import MIN_PART_SIZE, Storage
+from izgens_local.s3 import LocalS3, start_local_s3
+
+FIXTURE = Path(__file__).resolve().parents[2] / "local" / "fixtures" / "tiny10.mp4"
+TINY_SHA256 = "f5e51720e1d0ee1c0646a28d7f325d3e9ec1ac968abba3d9d896d51f8e554a31"
+# toolchain-notes.md §2: 64x64 H.264 baseline, 10 frames, 980 bytes (used if the file is absent)
+TINY_B64 = """
+AAAAIGZ0eXBpc29tAAACAGlzb21pc28yYXZjMW1wNDEAAAMnbW9vdgAAAGxtdmhkAAAAAAAAAAAA
+AAAAAAAD6AAAA+gAAQAAAQAAAAAAAAAAAAAAAAEAAAAAAAAAAAAAAAAAAAABAAAAAAAAAAAAAAAA
+AABAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAgAAAnZ0cmFrAAAAXHRraGQAAAADAAAA
+AAAAAAAAAAABAAAAAAAAA+gAAAAAAAAAAAAAAAAAAAAAAAEAAAAAAAAAAAAAAAAAAAABAAAAAAAA
+AAAAAAAAAABAAAAAAEAAAABAAAAAAAAkZWR0cwAAABxlbHN0AAAAAAAAAAEAAAPoAAAAAAABAAAA
+AAHubWRpYQAAACBtZGhkAAAAAAAAAAAAAAAAAAAoAAAAKABVxAAAAAAALWhkbHIAAAAAAAAAAHZp
+ZGUAAAAAAAAAAAAAAABWaWRlb0hhbmRsZXIAAAABmW1pbmYAAAAUdm1oZAAAAAEAAAAAAAAAAAAA
+ACRkaW5mAAAAHGRyZWYAAAAAAAAAAQAAAAx1cmwgAAAAAQAAAVlzdGJsAAAAuXN0c2QAAAAAAAAA
+AQAAAKlhdmMxAAAAAAAAAAEAAAAAAAAAAAAAAAAAAAAAAEAAQABIAAAASAAAAAAAAAABDExhdmMg
+bGlieDI2NAAAAAAAAAAAAAAAAAAAAAAAAAAAGP//AAAAL2F2Y0MBQsAK/+EAF2dCwArZBCbARAAA
+AwAEAAADAFA8SJkgAQAFaMuDyyAAAAAQcGFzcAAAAAEAAAABAAAAFGJ0cnQAAAAAAAAD6AAAA+gA
+AAAYc3R0cwAAAAAAAAABAAAACgAABAAAAAAUc3RzcwAAAAAAAAABAAAAAQAAABxzdHNjAAAAAAAA
+AAEAAAABAAAACgAAAAEAAAA8c3RzegAAAAAAAAAAAAAACgAAACMAAAAKAAAACgAAAAoAAAAKAAAA
+CgAAAAoAAAAKAAAACgAAAAoAAAAUc3RjbwAAAAAAAAABAAADVwAAAD11ZHRhAAAANW1ldGEAAAAA
+AAAAIWhkbHIAAAAAAAAAAG1kaXJhcHBsAAAAAAAAAAAAAAAACGlsc3QAAAAIZnJlZQAAAIVtZGF0
+AAAAH2WIhA/xGKAALSMcAAVco4AAhgycnJ1111111111114AAAAGQZo4H+EYAAAABkGaVAf4RgAA
+AAZBmmA/wjAAAAAGQZqAP8IwAAAABkGaoD/CMAAAAAZBmsA/wjAAAAAGQZrgP8IwAAAABkGbADvC
+MAAAAAZBmyA3wjA=
+"""
+
+
+def tiny_mp4() -> bytes:
+    data = FIXTURE.read_bytes() if FIXTURE.exists() else base64.b64decode(TINY_B64)
+    assert hashlib.sha256(data).hexdigest() == TINY_SHA256
+    return data
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(200)
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(200)
+WEBP = b"RIFF\x00\x01\x00\x00WEBPVP8 " + bytes(200)
+
+
+@pytest.fixture(scope="session")
+def local_s3() -> Iterator[LocalS3]:
+    handle = start_local_s3(0, bucket="izgens-test", queue_name="izgens-test-events")
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+@pytest.fixture
+def storage(local_s3: LocalS3) -> Storage:
+    """Smallest legal parts, so multipart paths run with modest bodies."""
+    return local_s3.storage(part_size=MIN_PART_SIZE)
+
+
+@pytest.fixture
+def user_id() -> str:
+    return str(uuid.uuid4())
+
+
+@pytest.fixture
+def s3(storage: Storage) -> Any:
+    """The raw boto3 client, to put objects behind Storage's back."""
+    return storage.client
+
+
+@dataclass
+class VideoHost:
+    """Routes: /tiny.mp4, /blob?size=N[&type=][&length=0][&magic=0], /redirect?to=URL,
+    /loop, /missing. Every request path is recorded in `hits`."""
+
+    port: int
+    hits: list[str] = field(default_factory=list)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def allowed(self) -> list[str]:
+        return [f"127.0.0.1:{self.port}"]
+
+
+def _make_handler(host: VideoHost, tiny: bytes) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+            return
+
+        def do_GET(self) -> None:  # noqa: N802 - stdlib name
+            host.hits.append(self.path)
+            parts = urlsplit(self.path)
+            query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+            if parts.path == "/tiny.mp4":
+                self._send(200, "video/mp4", [tiny], len(tiny))
+            elif parts.path == "/blob":
+                size = int(query["size"])
+                head = tiny[:32] if query.get("magic", "1") == "1" else b"<html>not a video</html>"
+                length = size if query.get("length", "1") == "1" else None
+                self._send(200, query.get("type", "video/mp4"), _blob(head, size), length)
+            elif parts.path == "/redirect":
+                self._redirect(query["to"])
+            elif parts.path == "/loop":
+                self._redirect("/loop")
+            else:
+                self._send(404, "text/plain", [b"no such video"], 13)
+
+        def _redirect(self, location: str) -> None:
+            self.send_response(302)
+            self.send_header("Location", location)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def _send(self, status: int, ctype: str, body: Any, length: int | None) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            if length is not None:
+                self.send_header("Content-Length", str(length))
+            self.end_headers()
+            try:
+                for chunk in body:
+                    self.wfile.write(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up (e.g. over max_bytes): expected
+
+    return Handler
+
+
+def _blob(head: bytes, size: int) -> Iterator[bytes]:
+    """`size` bytes starting with `head`, generated (the server never holds the body)."""
+    block = bytes(range(256)) * 256  # 64 KiB
+    yield head[:size]
+    left = size - min(len(head), size)
+    while left > 0:
+        piece = block[: min(left, len(block))]
+        left -= len(piece)
+        yield piece
+
+
+@pytest.fixture(scope="module")
+def video_host() -> Iterator[VideoHost]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    server.daemon_threads = True
+    host = VideoHost(port=server.server_address[1])
+    server.RequestHandlerClass = _make_handler(host, tiny_mp4())
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield host
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
