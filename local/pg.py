@@ -8,6 +8,7 @@ Data never lives inside the checkout (pgserver chmods every parent of its data d
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -94,6 +95,7 @@ def start_postgres(pgdata: Path, *, tune_for_tests: bool = False) -> EmbeddedPos
     pid = _postmaster_pid(pgdata)
     already_running = pid is not None and _alive(pid)
     server = pgserver.get_server(pgdata, cleanup_mode=None)
+    atexit.unregister(server._cleanup)  # this module owns the lifetime (see stop())
     url = server.get_uri()
     owned = not already_running
     if owned:

@@ -21,7 +21,14 @@ from typing import Any
 
 from izgens_local.pg import EmbeddedPostgres, start_postgres, state_dir
 
-__all__ = ["DevPorts", "PortInUse", "ThreadedServer", "dev_environment", "run_dev", "start_database"]
+__all__ = [
+    "DevPorts",
+    "PortInUse",
+    "ThreadedServer",
+    "dev_environment",
+    "run_dev",
+    "start_database",
+]
 
 DEV_USER_ID = uuid.UUID("00000000-0000-4000-8000-00000000d3e0")
 DEV_USER_EMAIL = "dev@izgens.local"

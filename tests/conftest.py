@@ -118,7 +118,9 @@ def db(db_url: str) -> Iterator[Database]:
         database.close()
 
 
-def make_user(db: Database, email: str | None = None, *, credits: int = 0, adult: bool = True) -> uuid.UUID:
+def make_user(
+    db: Database, email: str | None = None, *, credits: int = 0, adult: bool = True
+) -> uuid.UUID:
     user_id = uuid.uuid4()
     db.execute(
         "insert into auth.users (id, email) values (%s, %s)",
@@ -128,7 +130,9 @@ def make_user(db: Database, email: str | None = None, *, credits: int = 0, adult
     if adult:
         db.one("select izgens.confirm_age(%s)", (user_id,))
     if credits:
-        db.one("select izgens.grant_credits(%s, %s, %s)", (user_id, credits, f"test:{uuid.uuid4()}"))
+        db.one(
+            "select izgens.grant_credits(%s, %s, %s)", (user_id, credits, f"test:{uuid.uuid4()}")
+        )
     return user_id
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import Query
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from izgens import accounts, credits
 from izgens.http import CurrentUser, Db, create_app, lambda_handler
@@ -21,6 +21,13 @@ class AgeConfirmation(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     over_18: Literal[True]
+
+    @field_validator("over_18", mode="before")
+    @classmethod
+    def _exactly_true(cls, value: object) -> object:
+        if value is not True:  # Literal[True] alone would take 1 and 1.0
+            raise ValueError("must be true")
+        return value
 
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]

@@ -42,15 +42,23 @@ class Mismatch(BaseModel):
     last_balance_after: int | None
 
 
-def grant(db: Database, user_id: uuid.UUID, credits: int, ref: str, note: str | None = None) -> LedgerEntry:
+def grant(
+    db: Database, user_id: uuid.UUID, credits: int, ref: str, note: str | None = None
+) -> LedgerEntry:
     """Add credits once per `ref` (operator grants, promotions, the dev stack)."""
-    row = db.one("select * from izgens.grant_credits(%s, %s, %s, %s)", (user_id, credits, ref, note))
+    row = db.one(
+        "select * from izgens.grant_credits(%s, %s, %s, %s)", (user_id, credits, ref, note)
+    )
     return LedgerEntry.model_validate(row)
 
 
-def debit(db: Database, user_id: uuid.UUID, credits: int, ref: str, note: str | None = None) -> LedgerEntry:
+def debit(
+    db: Database, user_id: uuid.UUID, credits: int, ref: str, note: str | None = None
+) -> LedgerEntry:
     """Take credits back once per `ref` (e.g. the buyer's money was returned off-platform)."""
-    row = db.one("select * from izgens.debit_credits(%s, %s, %s, %s)", (user_id, credits, ref, note))
+    row = db.one(
+        "select * from izgens.debit_credits(%s, %s, %s, %s)", (user_id, credits, ref, note)
+    )
     return LedgerEntry.model_validate(row)
 
 

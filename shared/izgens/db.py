@@ -141,10 +141,14 @@ class Database:
                 raise
         raise AssertionError("unreachable")
 
-    def one(self, sql: str, params: Params = None, *, idempotent: bool = True) -> dict[str, Any] | None:
+    def one(
+        self, sql: str, params: Params = None, *, idempotent: bool = True
+    ) -> dict[str, Any] | None:
         return self._run(sql, params, "one", idempotent)
 
-    def all(self, sql: str, params: Params = None, *, idempotent: bool = True) -> list[dict[str, Any]]:
+    def all(
+        self, sql: str, params: Params = None, *, idempotent: bool = True
+    ) -> list[dict[str, Any]]:
         return self._run(sql, params, "all", idempotent)
 
     def execute(self, sql: str, params: Params = None, *, idempotent: bool = True) -> None:

@@ -1,23 +1,23 @@
 """The izgens error tree. The library raises these; only `izgens.http` turns them into HTTP.
 
-    IzgensError                      code            what the caller does
-    ├── Unauthenticated              unauthenticated the token is missing, forged or expired
-    ├── NotFound                     not_found       also for another user's ids
-    ├── InvalidRequest               invalid_request the request can never succeed as sent
-    ├── PayloadTooLarge              payload_too_large
-    ├── IdempotencyConflict          idempotency_conflict  same key, other body
-    ├── Forbidden                    (base of the account gates)
-    │   ├── AgeNotConfirmed          age_not_confirmed
-    │   ├── AccountBlocked           account_blocked
-    │   └── DeletionPending          deletion_pending
-    ├── InsufficientCredits          insufficient_credits
-    ├── RateLimited                  rate_limited    retry after `retry_after` seconds
-    ├── InvalidTransition            invalid_transition  a state machine refused a move
-    ├── DatabaseUnavailable          database_unavailable try again shortly
-    └── ProviderError                (an external service failed)
-        ├── ProviderRejected         provider_rejected   definite: refund now
-        ├── ProviderUnavailable      provider_unavailable ambiguous: reconcile later
-        └── ProviderRateLimited      provider_busy       capacity: try later
+IzgensError                      code            what the caller does
+├── Unauthenticated              unauthenticated the token is missing, forged or expired
+├── NotFound                     not_found       also for another user's ids
+├── InvalidRequest               invalid_request the request can never succeed as sent
+├── PayloadTooLarge              payload_too_large
+├── IdempotencyConflict          idempotency_conflict  same key, other body
+├── Forbidden                    (base of the account gates)
+│   ├── AgeNotConfirmed          age_not_confirmed
+│   ├── AccountBlocked           account_blocked
+│   └── DeletionPending          deletion_pending
+├── InsufficientCredits          insufficient_credits
+├── RateLimited                  rate_limited    retry after `retry_after` seconds
+├── InvalidTransition            invalid_transition  a state machine refused a move
+├── DatabaseUnavailable          database_unavailable try again shortly
+└── ProviderError                (an external service failed)
+    ├── ProviderRejected         provider_rejected   definite: refund now
+    ├── ProviderUnavailable      provider_unavailable ambiguous: reconcile later
+    └── ProviderRateLimited      provider_busy       capacity: try later
 """
 
 from __future__ import annotations

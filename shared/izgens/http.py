@@ -72,7 +72,10 @@ PROBLEM_SCHEMA = {
 
 
 def _problem_doc(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}}}
+    return {
+        "description": description,
+        "content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}},
+    }
 
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -125,7 +128,9 @@ def problem(
         body["request_id"] = request_id
     if extra:
         body.update(extra)
-    return JSONResponse(body, status_code=status, headers=headers, media_type="application/problem+json")
+    return JSONResponse(
+        body, status_code=status, headers=headers, media_type="application/problem+json"
+    )
 
 
 async def _izgens_error(request: Request, exc: Exception) -> JSONResponse:
@@ -153,7 +158,11 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         return problem(400, "invalid_json", "Malformed JSON", "the request body is not valid JSON")
     # never echo the input back: it may hold a prompt
     summary = [
-        {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": e.get("type")}
+        {
+            "loc": [str(p) for p in e.get("loc", ())],
+            "msg": str(e.get("msg", "")),
+            "type": e.get("type"),
+        }
         for e in problems
     ]
     detail = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in summary)[:500]
@@ -162,7 +171,12 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    codes = {404: "not_found", 405: "method_not_allowed", 400: "bad_request", 413: "payload_too_large"}
+    codes = {
+        404: "not_found",
+        405: "method_not_allowed",
+        400: "bad_request",
+        413: "payload_too_large",
+    }
     code = codes.get(exc.status_code, "http_error")
     return problem(exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None))
 

@@ -61,5 +61,7 @@ def get_logger(name: str) -> logging.Logger:
     return logging.getLogger(name)
 
 
-def log_event(logger: logging.Logger, message: str, level: int = logging.INFO, **fields: Any) -> None:
+def log_event(
+    logger: logging.Logger, message: str, level: int = logging.INFO, **fields: Any
+) -> None:
     logger.log(level, message, extra={"fields": fields})

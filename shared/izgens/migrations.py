@@ -54,7 +54,10 @@ def pending(url: str, directory: Path | None = None) -> list[str]:
 
     with psycopg.connect(url, autocommit=True) as conn:
         _ensure_table(conn)
-        done = {row[0] for row in conn.execute("select version from supabase_migrations.schema_migrations")}
+        done = {
+            row[0]
+            for row in conn.execute("select version from supabase_migrations.schema_migrations")
+        }
     return [p.name for v, _, p in _files(directory or migrations_dir()) if v not in done]
 
 

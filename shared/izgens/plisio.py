@@ -189,8 +189,9 @@ KNOWN_STATUSES = PAID_STATUSES | OPEN_STATUSES | CLOSED_UNPAID_STATUSES
 
 
 def payment_outcome(status: str | None) -> PaymentOutcome:
-    """Classify a Plisio status; anything undocumented (`_111`, typos) is UNKNOWN, never paid."""
-    value = (status or "").strip().lower()
+    """Classify a Plisio status exactly as sent; anything undocumented (`_111`, a different
+    spelling) is UNKNOWN and never paid."""
+    value = status or ""
     if value in PAID_STATUSES:
         return PaymentOutcome.PAID
     if value in OPEN_STATUSES:

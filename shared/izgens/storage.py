@@ -213,7 +213,9 @@ class _HostRule:
             text, schemes = rest, frozenset({scheme})
         host, port = text, None
         if text.startswith("["):  # [::1]:8001
-            host, _, tail = text[1:].partition("]")
+            host, closed, tail = text[1:].partition("]")
+            if not closed or (tail and not tail.startswith(":")):
+                raise ValueError(f"allowed host {entry!r} is not a host name")
             port_text = tail.removeprefix(":") or None
             port = int(port_text) if port_text else None
         elif text.count(":") == 1:

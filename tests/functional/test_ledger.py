@@ -37,7 +37,17 @@ def start(db: Database, user: uuid.UUID, key: str | None = None, body: dict | No
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
     row = db.one(
         "select izgens.start_generation(%s, %s, %s, %s, %s, %s, %s, %s, %s) as r",
-        (user, key or uuid.uuid4().hex, digest, json.dumps(body), TOKENS, "203.0.113.7", 10_000, 10_000, 60),
+        (
+            user,
+            key or uuid.uuid4().hex,
+            digest,
+            json.dumps(body),
+            TOKENS,
+            "203.0.113.7",
+            10_000,
+            10_000,
+            60,
+        ),
         idempotent=False,
     )
     assert row is not None
@@ -46,7 +56,8 @@ def start(db: Database, user: uuid.UUID, key: str | None = None, body: dict | No
 
 def price(db: Database) -> int:
     row = db.one(
-        "select izgens.price_credits('seedance-1-0-pro-fast-251015', '720p', false, %s) as c", (TOKENS,)
+        "select izgens.price_credits('seedance-1-0-pro-fast-251015', '720p', false, %s) as c",
+        (TOKENS,),
     )
     assert row is not None
     return int(row["c"])
@@ -122,7 +133,9 @@ def test_mixed_grants_spends_and_refunds_keep_the_books(db: Database) -> None:
         with granted:
             totals["spent"] += cost
         if kind == "spend_and_fail":
-            db.one("select izgens.fail_generation(%s, 'test', 'boom')", (result["generation"]["id"],))
+            db.one(
+                "select izgens.fail_generation(%s, 'test', 'boom')", (result["generation"]["id"],)
+            )
             with granted:
                 totals["refunded"] += cost
 
@@ -173,7 +186,10 @@ def test_insufficient_credits_has_no_side_effects(db: Database) -> None:
 @pytest.mark.parametrize(
     ("setup", "error"),
     [
-        ("update public.profiles set age_confirmed_at = null where user_id = %s", errors.AgeNotConfirmed),
+        (
+            "update public.profiles set age_confirmed_at = null where user_id = %s",
+            errors.AgeNotConfirmed,
+        ),
         ("update public.profiles set blocked_at = now() where user_id = %s", errors.AccountBlocked),
         (
             "insert into public.deletion_requests (user_id, scheduled_for) values (%s, now() + interval '3 days')",
@@ -210,7 +226,9 @@ def test_user_rate_limit_admits_exactly_the_limit_under_concurrency(db: Database
     with ThreadPoolExecutor(24) as pool:
         outcomes = list(pool.map(attempt, range(24)))
     # a window boundary may fall inside the burst; never more than the limit per window
-    windows = db.all("select hits from public.rate_limits where bucket = %s", (f"generate:user:{user}",))
+    windows = db.all(
+        "select hits from public.rate_limits where bucket = %s", (f"generate:user:{user}",)
+    )
     assert all(w["hits"] <= 5 for w in windows)
     assert outcomes.count("ok") == sum(w["hits"] for w in windows)
     assert balance(db, user) == cost * (40 - outcomes.count("ok"))

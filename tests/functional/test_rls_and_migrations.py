@@ -51,7 +51,9 @@ def test_rls_is_enabled_on_every_table(db: Database) -> None:
 
 
 @pytest.mark.parametrize("table", OWNED_TABLES)
-def test_authenticated_user_sees_only_own_rows(db_url: str, db: Database, two_users, table: str) -> None:
+def test_authenticated_user_sees_only_own_rows(
+    db_url: str, db: Database, two_users, table: str
+) -> None:
     a, b = two_users
     rows = as_role(db_url, "authenticated", a, f"select user_id from public.{table}")
     assert all(r[0] == a for r in rows)
@@ -83,7 +85,9 @@ def test_authenticated_user_cannot_write(db_url: str, db: Database, two_users, s
 
 
 @pytest.mark.parametrize("role", ["anon", "authenticated"])
-def test_api_roles_cannot_call_money_functions(db_url: str, db: Database, two_users, role: str) -> None:
+def test_api_roles_cannot_call_money_functions(
+    db_url: str, db: Database, two_users, role: str
+) -> None:
     a, _ = two_users
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         as_role(db_url, role, a, "select izgens.grant_credits(%s, 1000, 'steal')", (a,))
@@ -93,5 +97,7 @@ def test_migrations_twice_is_a_no_op(db_url: str) -> None:
     assert pending(db_url) == []
     assert apply_migrations(db_url, bootstrap_auth=True) == []
     with psycopg.connect(db_url) as conn:
-        names = [r[0] for r in conn.execute("select name from supabase_migrations.schema_migrations")]
+        names = [
+            r[0] for r in conn.execute("select name from supabase_migrations.schema_migrations")
+        ]
     assert "schema" in names

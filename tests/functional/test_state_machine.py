@@ -181,5 +181,8 @@ def test_submission_leases_keep_arrival_order(db: Database) -> None:
     second = start(db, user)
     assert second["submit"] is False  # something older waits: keep the order
     claimed = db.all("select id from izgens.claim_submissions(10)")
-    assert [str(r["id"]) for r in claimed] == [first["generation"]["id"], second["generation"]["id"]]
+    assert [str(r["id"]) for r in claimed] == [
+        first["generation"]["id"],
+        second["generation"]["id"],
+    ]
     assert db.all("select id from izgens.claim_submissions(10)") == []

@@ -104,6 +104,11 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture(scope="session")
+def sim_secret() -> str:
+    return SIM_SECRET
+
+
+@pytest.fixture(scope="session")
 def sim_url() -> Iterator[str]:
     with ServerThread(create_app(SimConfig(secret_key=SIM_SECRET))) as server:
         yield server.url

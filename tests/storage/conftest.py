@@ -64,7 +64,7 @@ def local_s3() -> Iterator[LocalS3]:
         handle.stop()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def storage(local_s3: LocalS3) -> Storage:
     """Smallest legal parts, so multipart paths run with modest bodies."""
     return local_s3.storage(part_size=MIN_PART_SIZE)
@@ -75,7 +75,7 @@ def user_id() -> str:
     return str(uuid.uuid4())
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def s3(storage: Storage) -> Any:
     """The raw boto3 client, to put objects behind Storage's back."""
     return storage.client
