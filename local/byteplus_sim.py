@@ -1229,7 +1229,8 @@ class SimServer:
         self._server = uvicorn.Server(
             uvicorn.Config(
                 self.app,
-                log_level="warning",
+                log_config=None,
+                http="h11",
                 ws="none",
                 lifespan="on",
                 timeout_graceful_shutdown=1,

@@ -36,7 +36,7 @@ import time
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit
 
 import httpx
 from starlette.applications import Starlette
@@ -120,7 +120,8 @@ def _crypto(value: Decimal) -> str:
 
 
 def _fiat(value: Decimal) -> str:
-    return str(value.quantize(FIAT)) if value.as_tuple().exponent >= -2 else format(value, "f")
+    """At least two decimals, like Plisio's `"15.00"`; finer amounts keep their digits."""
+    return str(value.quantize(FIAT)) if value == value.quantize(FIAT) else format(value, "f")
 
 
 def _envelope_error(http_status: int, name: str, message: str, code: int) -> JSONResponse:
@@ -145,7 +146,9 @@ def _php_serialize_flat(fields: dict[str, str]) -> str:
     return "".join(parts) + "}"
 
 
-def _encode_callback(fields: dict[str, str], secret: str, url: str) -> tuple[bytes, str, dict]:
+def _encode_callback(
+    fields: dict[str, str], secret: str, url: str
+) -> tuple[bytes, str, dict[str, str]]:
     """The body Plisio would post: sorted fields, `verify_hash` last."""
     ordered = dict(sorted(fields.items()))
     if ("json", "true") in parse_qsl(urlsplit(url).query):
@@ -157,8 +160,22 @@ def _encode_callback(fields: dict[str, str], secret: str, url: str) -> tuple[byt
     return urlencode(sent).encode("ascii"), "application/x-www-form-urlencoded", sent
 
 
-class _AccessLog:
-    """One log line per request with `api_key` redacted (uvicorn's own log would show it)."""
+def _redact_query(raw: bytes) -> bytes:
+    """The query string with every `api_key` value replaced; other pairs stay byte for byte."""
+    pairs = []
+    for pair in raw.split(b"&"):
+        name = unquote_plus(pair.split(b"=", 1)[0].decode("latin-1"))
+        pairs.append(b"api_key=[redacted]" if name == "api_key" else pair)
+    return b"&".join(pairs)
+
+
+class _RedactKey:
+    """Keeps `api_key` out of the server's access log, whoever serves the app.
+
+    uvicorn (like most servers) logs the request's query string from the ASGI scope when the
+    response starts; by then the app has checked the key, so the scope's copy is redacted
+    just before that moment.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -167,21 +184,16 @@ class _AccessLog:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        status = 500
 
-        async def remember(message: Message) -> None:
-            nonlocal status
+        async def redact_then_send(message: Message) -> None:
             if message["type"] == "http.response.start":
-                status = message["status"]
+                scope["query_string"] = _redact_query(scope.get("query_string", b""))
             await send(message)
 
         try:
-            await self.app(scope, receive, remember)
+            await self.app(scope, receive, redact_then_send)
         finally:
-            pairs = parse_qsl(scope.get("query_string", b"").decode("latin-1"), True)
-            query = urlencode([(k, "[redacted]" if k == "api_key" else v) for k, v in pairs])
-            target = scope["path"] + (f"?{query}" if query else "")
-            logger.info("%s %s %d", scope["method"], target, status)
+            scope["query_string"] = _redact_query(scope.get("query_string", b""))
 
 
 class _Sim:
@@ -313,6 +325,7 @@ class _Sim:
             inv = self.state.invoices.get(txn_id)
             if inv is not None:
                 inv.callbacks.append(record)
+        logger.info("callback %s %s -> %s", txn_id, fields["status"], record.get("response"))
         return record
 
     # -- the API ----------------------------------------------------------------------------
@@ -571,9 +584,11 @@ class _Sim:
         txn_id = request.path_params["txn_id"]
         with self.state.lock:
             inv = self.state.invoices.get(txn_id)
-            view = self._view(inv) if inv else None
-        if view is None:
-            return HTMLResponse(_page("Invoice not found", "<p>No such invoice.</p>"), 404)
+            if inv is None:
+                return HTMLResponse(_page("Invoice not found", "<p>No such invoice.</p>"), 404)
+            view = self._view(inv)
+            paid = inv.status in ("completed", "mismatch")
+            back = inv.params.get("success_invoice_url" if paid else "fail_invoice_url")
         e = html.escape
         rows = "".join(
             f"<tr><th>{e(label)}</th><td>{e(str(value))}</td></tr>"
@@ -600,15 +615,6 @@ class _Sim:
             )
         else:
             buttons = "<p>This invoice is closed.</p>"
-        back = (
-            inv.params.get(
-                "success_invoice_url"
-                if view["status"] in ("completed", "mismatch")
-                else "fail_invoice_url"
-            )
-            if inv
-            else None
-        )
         link = (
             f'<p><a href="{e(back)}">To the site</a></p>'
             if back and view["status"] not in OPEN
@@ -682,18 +688,17 @@ def create_app(config: SimConfig | None = None) -> ASGIApp:
         exception_handlers={HTTPException: _api_error},
     )
     app.state.sim = sim
-    return _AccessLog(app)
+    return _RedactKey(app)
 
 
 def run(host: str = "127.0.0.1", port: int = 8002, config: SimConfig | None = None) -> None:
-    """Serve the simulator until interrupted (uvicorn's access log is off: it shows api_key)."""
+    """Serve the simulator until interrupted."""
     import uvicorn
 
     uvicorn.run(
         create_app(config),
         host=host,
         port=port,
-        access_log=False,
         lifespan="off",
         ws="none",
         log_level="info",

@@ -26,7 +26,7 @@ import random
 import secrets
 import string
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -58,7 +58,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 
 _TASKS_PATH = "/contents/generations/tasks"
@@ -302,7 +301,7 @@ class BytePlusClient:
     def get_task(self, task_id: str) -> Task:
         """Read one task (retried on transient failures)."""
         path = f"{_TASKS_PATH}/{_segment(task_id)}"
-        return self._with_retries(lambda: self._parse(Task, self._send("GET", path)))
+        return self._parse(Task, self._send("GET", path, retry=True))
 
     def list_tasks(
         self,
@@ -323,9 +322,7 @@ class BytePlusClient:
             params.append(("filter.task_ids", task_id))
         if model:
             params.append(("filter.model", model))
-        return self._with_retries(
-            lambda: self._parse(TaskList, self._send("GET", _TASKS_PATH, params=params))
-        )
+        return self._parse(TaskList, self._send("GET", _TASKS_PATH, params=params, retry=True))
 
     def delete_task(self, task_id: str) -> None:
         """Cancel a queued task, or delete a finished one's record. Sent once, never retried.
@@ -349,29 +346,68 @@ class BytePlusClient:
         json: Any = None,
         params: list[tuple[str, str | int]] | None = None,
         expect_json: bool = True,
+        retry: bool = False,
+    ) -> Any:
+        """One call; with `retry`, transient failures (transport, 408, 429, 5xx) are retried."""
+        attempt = 0
+        while True:
+            try:
+                return self._send_once(method, path, json, params, expect_json)
+            except _Transient as transient:
+                exc = transient.error
+                delay = self._delay(attempt, exc) if retry and attempt < self.retries else None
+                if delay is None:
+                    raise exc from transient.__cause__
+            attempt += 1
+            logger.warning(
+                "byteplus %s %s failed (%s %s), retry %d/%d in %.2f s",
+                method,
+                path,
+                type(exc).__name__,
+                exc.provider_code or "-",
+                attempt,
+                self.retries,
+                delay,
+            )
+            time.sleep(delay)
+
+    def _send_once(
+        self,
+        method: str,
+        path: str,
+        json: Any,
+        params: list[tuple[str, str | int]] | None,
+        expect_json: bool,
     ) -> Any:
         headers = {"X-Client-Request-Id": _client_request_id()}
         try:
             response = self._http.request(method, path, json=json, params=params, headers=headers)
         except httpx.TimeoutException as exc:
-            raise ProviderUnavailable(
+            error = ProviderUnavailable(
                 f"BytePlus {method} {path} timed out ({type(exc).__name__})"
-            ) from exc
+            )
+            raise _Transient(error) from exc
         except httpx.HTTPError as exc:
             detail = self._scrub(str(exc))[:200]
-            raise ProviderUnavailable(
+            error = ProviderUnavailable(
                 f"BytePlus {method} {path} failed: {type(exc).__name__}: {detail}"
-            ) from exc
+            )
+            raise _Transient(error) from exc
         if response.is_success:
             if not expect_json:
                 return None
             try:
                 return response.json()
             except ValueError as exc:
-                raise ProviderUnavailable(
+                error = ProviderUnavailable(
                     f"BytePlus {method} {path} answered {response.status_code} with invalid JSON"
-                ) from exc
-        raise self._error(method, path, response)
+                )
+                raise _Transient(error) from exc
+        status = response.status_code
+        error = self._error(method, path, response)
+        if status in (408, 429) or status >= 500:
+            raise _Transient(error)
+        raise error
 
     def _error(self, method: str, path: str, response: httpx.Response) -> ProviderError:
         status = response.status_code
@@ -408,28 +444,6 @@ class BytePlusClient:
                 f"BytePlus answered an unexpected shape: {_first_error(exc)}"
             ) from exc
 
-    def _with_retries(self, call: Callable[[], T]) -> T:
-        attempt = 0
-        while True:
-            try:
-                return call()
-            except (ProviderUnavailable, ProviderRateLimited) as exc:
-                if attempt >= self.retries:
-                    raise
-                delay = self._delay(attempt, exc)
-                if delay is None:
-                    raise
-                attempt += 1
-                logger.warning(
-                    "byteplus read failed (%s %s), retry %d/%d in %.2f s",
-                    type(exc).__name__,
-                    exc.provider_code or "-",
-                    attempt,
-                    self.retries,
-                    delay,
-                )
-                time.sleep(delay)
-
     def _delay(self, attempt: int, exc: ProviderError) -> float | None:
         """Exponential backoff with full jitter; None when the provider asks for longer."""
         base = self.backoff * (2**attempt)
@@ -439,6 +453,14 @@ class BytePlusClient:
                 return None
             delay = max(delay, exc.retry_after)
         return min(delay, _MAX_BACKOFF)
+
+
+class _Transient(Exception):
+    """Carries a retryable ProviderError out of one attempt; never leaves this module."""
+
+    def __init__(self, error: ProviderError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def _segment(task_id: str) -> str:

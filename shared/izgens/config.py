@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import os
 from functools import lru_cache
-from typing import Annotated, Literal
+from collections.abc import Mapping
+from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 __all__ = ["DEV_SECRETS", "Settings", "get_settings", "reset_settings"]
 
@@ -36,8 +36,10 @@ SECRET_FIELDS = (
 )
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+class Settings(BaseModel):
+    """Every setting; the environment variable is the field name upper-cased (or its alias)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=False)
 
     env: Literal["dev", "test", "prod"] = Field("prod", alias="IZGENS_ENV")
     log_level: str = "INFO"
@@ -60,7 +62,7 @@ class Settings(BaseSettings):
 
     byteplus_api_key: SecretStr | None = None
     byteplus_base_url: str = "https://ark.ap-southeast.bytepluses.com/api/v3"
-    byteplus_video_hosts: Annotated[list[str], NoDecode] = [
+    byteplus_video_hosts: list[str] = [
         ".bytepluses.com",
         ".volces.com",
         ".byteplusapi.com",
@@ -70,7 +72,7 @@ class Settings(BaseSettings):
     plisio_base_url: str = "https://api.plisio.net/api/v1"
 
     # where the outside world reaches each function: name=url pairs, comma separated
-    public_base_urls: Annotated[dict[str, str], NoDecode] = {}
+    public_base_urls: dict[str, str] = {}
     frontend_url: str = ""
     callback_signing_key: SecretStr | None = None
 
@@ -90,7 +92,7 @@ class Settings(BaseSettings):
     rate_auth_failures_ip: int = Field(60, ge=0)
 
     max_body_bytes: int = Field(64 * 1024, ge=1024)
-    cors_origins: Annotated[list[str], NoDecode] = []
+    cors_origins: list[str] = []
     trust_forwarded_for: bool = False
 
     @field_validator("public_base_urls", mode="before")
@@ -124,6 +126,18 @@ class Settings(BaseSettings):
                     raise ValueError(f"{name.upper()} holds a dev value outside the dev stack")
         return self
 
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str], **overrides: str) -> Settings:
+        """Read each field from its variable (plain pydantic, no settings framework: the
+        import is part of every cold start)."""
+        values: dict[str, object] = {}
+        for name, info in cls.model_fields.items():
+            variable = info.alias or name.upper()
+            if environ.get(variable, "") != "":  # an empty variable counts as unset
+                values[name] = environ[variable]
+        values.update(overrides)
+        return cls.model_validate(values)
+
     def public_url(self, function: str) -> str:
         try:
             return self.public_base_urls[function]
@@ -140,12 +154,13 @@ def _secrets_manager_overlay() -> dict[str, str]:
 
     raw = boto3.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
     values = json.loads(raw)
-    return {k.lower(): str(v) for k, v in values.items() if k not in os.environ}
+    fields = {info.alias or name.upper(): name for name, info in Settings.model_fields.items()}
+    return {fields[k]: str(v) for k, v in values.items() if k in fields and k not in os.environ}
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings(**_secrets_manager_overlay())
+    return Settings.from_environ(os.environ, **_secrets_manager_overlay())
 
 
 def reset_settings() -> None:

@@ -74,6 +74,7 @@ __all__ = [
 logger = logging.getLogger("izgens.plisio")
 
 _HASH_RE = re.compile(r"[0-9a-fA-F]{40}")
+_TXN_ID_RE = re.compile(r"[0-9A-Za-z_-]{1,64}")
 _KEY_IN_URL_RE = re.compile(r"(api_key=)[^&\s\"'#]*")
 _REDACTED = "[redacted]"
 
@@ -440,7 +441,7 @@ class PlisioClient:
 
     def get_operation(self, txn_id: str) -> Operation:
         """Re-read one invoice; the answer, not a callback, is what credits are based on."""
-        if not txn_id or "/" in txn_id:
+        if not _TXN_ID_RE.fullmatch(txn_id or ""):
             raise InvalidRequest("txn_id is empty or malformed")
         data = self._call(f"/operations/{txn_id}", {})
         return self._parse(Operation, data, "operation")
@@ -466,12 +467,15 @@ class PlisioClient:
         with self._lock:
             if self._http is None:
                 inner = self._transport or httpx.HTTPTransport()
+                # trust_env=False: an environment proxy would get its own transport, one
+                # that bypasses _ApiKeyTransport
                 self._http = httpx.Client(
                     base_url=self._base_url,
                     timeout=self._timeout,
                     transport=_ApiKeyTransport(inner, self._secret_key),
                     headers={"Accept": "application/json"},
                     follow_redirects=False,
+                    trust_env=False,
                 )
             return self._http
 

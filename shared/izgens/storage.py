@@ -717,7 +717,7 @@ class Storage:
         head = b""
         total = 0
         with _ObjectWriter(self, key, content_type) as writer:
-            for chunk in response.iter_bytes(chunk_size=256 * 1024):
+            for chunk in response.iter_bytes():
                 total += len(chunk)
                 if total > max_bytes:
                     raise PayloadTooLarge(f"the video is larger than {max_bytes} bytes")
@@ -886,19 +886,24 @@ class _ObjectWriter:
             )
             self._upload_id = str(created["UploadId"])
         number = len(self._parts) + 1
-        body = self._buffer if self._filled == len(self._buffer) else self._buffer[: self._filled]
+        body = self._buffer if self._filled == len(self._buffer) else self._last_piece()
         result = self._storage._call(
             "upload_part", Key=self._key, UploadId=self._upload_id, PartNumber=number, Body=body
         )
         self._parts.append({"ETag": result["ETag"], "PartNumber": number})
         self._filled = 0
 
+    def _last_piece(self) -> bytearray:
+        """The buffer cut down to its filled length in place: slicing would copy a part."""
+        del self._buffer[self._filled :]
+        return self._buffer
+
     def finish(self) -> ObjectInfo:
         if self._upload_id is None:
             result = self._storage._call(
                 "put_object",
                 Key=self._key,
-                Body=self._buffer[: self._filled],
+                Body=self._last_piece(),
                 ContentType=self._content_type,
             )
         else:

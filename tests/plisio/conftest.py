@@ -30,9 +30,7 @@ class ServerThread:
         self._sock.bind(("127.0.0.1", 0))
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            app, lifespan="off", access_log=False, log_config=None, ws="none", http="h11"
-        )
+        config = uvicorn.Config(app, lifespan="off", log_config=None, ws="none", http="h11")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
@@ -101,6 +99,12 @@ def receiver() -> Iterator[Receiver]:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+@pytest.fixture(scope="session")
+def server_thread() -> type[ServerThread]:
+    """For tests that need a simulator of their own, configured differently."""
+    return ServerThread
 
 
 @pytest.fixture(scope="session")

@@ -162,7 +162,7 @@ def test_an_unknown_operation_is_refused(plisio: PlisioClient) -> None:
 
 
 def test_bad_arguments_never_reach_plisio(plisio: PlisioClient, sim: httpx.Client) -> None:
-    bad = [
+    bad: list[dict[str, Any]] = [
         {"callback_url": "https://example.test/cb"},  # no json=true: a form callback
         {"callback_url": "/relative?json=true"},
         {"source_amount": Decimal("0")},
@@ -203,6 +203,7 @@ def test_the_key_is_absent_from_every_log_record(
             other.get_operation("x")
     requests = [r for r in caplog.records if r.name == "httpx" and "HTTP Request" in r.message]
     assert len(requests) >= 5, "httpx's request log was not captured, so this test proves nothing"
+    assert any(r.name == "uvicorn.access" for r in caplog.records)  # the server side, too
     for record in caplog.records:
         assert not leaks(record.getMessage(), sim_secret), record.getMessage()
         assert not leaks(repr(record.args), sim_secret), record.args
@@ -268,12 +269,20 @@ def test_create_invoice_is_retried_on_5xx() -> None:
 @pytest.mark.parametrize(
     ("response", "error", "attempts"),
     [
-        (httpx.Response(500, json=envelope(0, "boom", "Internal Server Error")), ProviderUnavailable, 3),
+        (
+            httpx.Response(500, json=envelope(0, "boom", "Internal Server Error")),
+            ProviderUnavailable,
+            3,
+        ),
         (httpx.Response(503, text="<html>down</html>"), ProviderUnavailable, 3),
         (httpx.Response(429, headers={"Retry-After": "0"}), ProviderRateLimited, 3),
         (httpx.Response(429, headers={"Retry-After": "30"}), ProviderRateLimited, 1),
         (httpx.Response(200, text="not json"), ProviderUnavailable, 3),
-        (httpx.Response(200, json={"status": "success", "data": {"nope": 1}}), ProviderUnavailable, 3),
+        (
+            httpx.Response(200, json={"status": "success", "data": {"nope": 1}}),
+            ProviderUnavailable,
+            1,
+        ),
         (httpx.Response(302, headers={"Location": "https://elsewhere"}), ProviderUnavailable, 3),
         (httpx.Response(422, json=envelope(104, '{"amount":"bad"}')), PlisioRejected, 1),
         (httpx.Response(200, json=envelope(116, "Insufficient funds")), PlisioRejected, 1),

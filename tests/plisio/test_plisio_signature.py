@@ -38,7 +38,10 @@ DEMO_HASH = "f7d0eef1febaea1fb0a97b38890519abc1e91f39"
 NODE_SECRET = "8LEfCIhEwSApKj02NM0jI-1urGthaqprSArbfzTAcvAIpMQu_jGTkXEyE3TE26Ip"
 NODE_FIELDS = [
     ("amount", "15.300000"),
-    ("comment", "Invoice details: https://plisio.loc/account/transactions/61b19fd3f609ba61f4282547"),
+    (
+        "comment",
+        "Invoice details: https://plisio.loc/account/transactions/61b19fd3f609ba61f4282547",
+    ),
     ("confirmations", "0"),
     ("currency", "USDT"),
     ("ipn_type", "invoice"),
@@ -79,8 +82,9 @@ def _quote(text: str, *, ascii_only: bool = False) -> str:
 
 
 def message(pairs: list[tuple[str, str]], *, ascii_only: bool = False) -> str:
-    inner = ",".join(f"{_quote(k, ascii_only=ascii_only)}:{_quote(v, ascii_only=ascii_only)}"
-                     for k, v in pairs)
+    inner = ",".join(
+        f"{_quote(k, ascii_only=ascii_only)}:{_quote(v, ascii_only=ascii_only)}" for k, v in pairs
+    )
     return "{" + inner + "}"
 
 
@@ -99,7 +103,10 @@ def body(pairs: list[tuple[str, str]], verify_hash: str, *, escape_slashes: bool
 
 DEMO_PAIRS = [
     ("amount", "10.300000"),
-    ("comment", "Invoice details: https://plisio.net/account/transactions/65f0c0ffee00000000001042"),
+    (
+        "comment",
+        "Invoice details: https://plisio.net/account/transactions/65f0c0ffee00000000001042",
+    ),
     ("confirmations", "20"),
     ("currency", "USDT_TRX"),
     ("invoice_commission", "0.050000"),

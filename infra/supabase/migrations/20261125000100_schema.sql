@@ -122,6 +122,9 @@ create index generations_history on public.generations (user_id, created_at desc
   where deleted_at is null;
 create index generations_in_flight on public.generations (status, updated_at)
   where status in ('queued', 'submitted', 'running', 'storing');
+-- queued rows handed back for lack of provider capacity, oldest first (the dispatcher's queue)
+create index generations_waiting on public.generations (created_at, id)
+  where status = 'queued' and submit_lease_until is null;
 create index generations_video_key on public.generations (video_key) where video_key is not null;
 
 create table public.reference_uploads (

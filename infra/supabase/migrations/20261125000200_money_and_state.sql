@@ -236,9 +236,10 @@ begin
       detail = json_build_object('balance', v_profile.balance, 'required', v_cost)::text;
   end if;
 
+  -- rows deferred for lack of provider capacity wait with no lease; while any wait, a new
+  -- generation queues behind them instead of overtaking (index generations_waiting)
   v_backlog := exists (
-    select 1 from public.generations
-     where status = 'queued' and (submit_lease_until is null or submit_lease_until < now())
+    select 1 from public.generations where status = 'queued' and submit_lease_until is null
   );
 
   insert into public.generations (

@@ -1,0 +1,133 @@
+"""Real HTTP for the BytePlus tests: the Seedance simulator under uvicorn, a callback receiver,
+and our own client pointed at the simulator."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+
+from izgens.byteplus import BytePlusClient
+from izgens_local.byteplus_sim import SimConfig, SimServer
+
+# distinctive, so a leak is easy to find in messages and logs
+API_KEY = "sim-byteplus-key-5e1d0a-DO-NOT-LEAK"
+
+
+def sim_config(**overrides: Any) -> SimConfig:
+    """Short delays so the whole folder runs in seconds."""
+    values: dict[str, Any] = {
+        "api_key": API_KEY,
+        "delay": 0.2,
+        "callback_retry_delay": 0.05,
+        "callback_timeout": 2.0,
+        "timeout_sleep": 1.5,
+    }
+    values.update(overrides)
+    return SimConfig(**values)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 5.0, every: float = 0.02) -> Any:
+    """Poll until `predicate()` is truthy; returns its value or fails the test."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout} s")
+        time.sleep(every)
+
+
+@pytest.fixture(scope="module")
+def _shared_sim() -> Iterator[SimServer]:
+    with SimServer(sim_config()) as server:
+        yield server
+
+
+@pytest.fixture
+def sim(_shared_sim: SimServer) -> SimServer:
+    """The shared simulator (default limits), emptied for each test."""
+    _shared_sim.engine.reset()
+    return _shared_sim
+
+
+@pytest.fixture
+def start_sim() -> Iterator[Callable[..., SimServer]]:
+    """Start a simulator with its own config (limits, TTLs); stopped after the test."""
+    servers: list[SimServer] = []
+
+    def start(**overrides: Any) -> SimServer:
+        server = SimServer(sim_config(**overrides)).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def client(sim: SimServer) -> Iterator[BytePlusClient]:
+    with BytePlusClient(sim.api_url, API_KEY, timeout=5.0, backoff=0.01) as c:
+        yield c
+
+
+@pytest.fixture
+def raw(sim: SimServer) -> Iterator[httpx.Client]:
+    """Plain HTTP to the simulator, for what our client never sends (nulls, bad bodies)."""
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    with httpx.Client(base_url=sim.api_url, headers=headers, timeout=5.0) as c:
+        yield c
+
+
+@dataclass
+class Receiver:
+    """A callback endpoint: records every POST and answers from `script`, then 200."""
+
+    url: str = ""
+    received: list[dict[str, Any]] = field(default_factory=list)
+    script: list[int] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def bodies(self, status: str | None = None) -> list[dict[str, Any]]:
+        with self.lock:
+            return [b for b in self.received if status is None or b.get("status") == status]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    state = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+            length = int(self.headers.get("Content-Length", "0"))
+            body = json.loads(self.rfile.read(length) or b"null")
+            with state.lock:
+                state.received.append(body)
+                code = state.script.pop(0) if state.script else 200
+            self.send_response(code)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
