@@ -332,6 +332,8 @@ class Storage:
     and thread-safely, so a Lambda container builds it at most once.
     """
 
+    _page_size = 1000  # list and batch-delete page (S3's maximum for both)
+
     def __init__(
         self,
         bucket: str,
@@ -588,7 +590,7 @@ class Storage:
         token: str | None = None
         while True:
             extra = {"ContinuationToken": token} if token else {}
-            page = self._call("list_objects_v2", Prefix=prefix, MaxKeys=1000, **extra)
+            page = self._call("list_objects_v2", Prefix=prefix, MaxKeys=self._page_size, **extra)
             keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
             if keys:
                 result = self._call("delete_objects", Delete={"Objects": keys, "Quiet": True})
