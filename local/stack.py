@@ -167,13 +167,40 @@ def running_stack(ports: DevPorts) -> Iterator[Stack]:
     pg = start_database()
     stack = Stack(ports=ports, pg=pg, signer=None)
     try:
-        os.environ.update(dev_environment(ports, pg.url))
+        applied = dev_environment(ports, pg.url)
+        os.environ.update(applied)
         reset_settings()
         reset_database()
         stack.signer = DevSigner(f"{stack.base}/auth/v1", state_dir() / "dev-jwt-key.pem")
+        # a base URL set by the user means the real service: no simulator for it
+        if "S3_ENDPOINT_URL" in applied:
+            start_s3(stack)
+        if "BYTEPLUS_BASE_URL" in applied:
+            start_byteplus_sim(stack)
         yield stack
     finally:
         stack.stop()
+
+
+def start_s3(stack: Stack) -> None:
+    """moto S3 with the bucket; its ObjectCreated events for videos/ go to SQS, and a pump
+    hands them to `video_stored` (moto cannot invoke Lambda without Docker)."""
+    from izgens.config import get_settings
+    from izgens_functions.video_stored.handler import handle_event
+    from izgens_local.s3 import start_local_s3
+
+    s3 = start_local_s3(stack.ports.s3, bucket=get_settings().s3_bucket)
+    stack.stoppers.append(s3.stop)
+    pump = s3.pump(handle_event)
+    stack.stoppers.append(pump.stop)
+
+
+def start_byteplus_sim(stack: Stack) -> None:
+    from izgens_local.byteplus_sim import SimConfig, SimServer
+
+    config = SimConfig.from_env()
+    sim = SimServer(config, port=stack.ports.byteplus).start()
+    stack.stoppers.append(sim.stop)
 
 
 def _banner(stack: Stack, token: str) -> str:

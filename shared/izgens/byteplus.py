@@ -315,14 +315,15 @@ class BytePlusClient:
         """List tasks of the last 7 days, newest first (retried on transient failures)."""
         if not (1 <= page_num <= 500 and 1 <= page_size <= 500):
             raise InvalidRequest("page_num and page_size must be 1-500")
-        params: list[tuple[str, str | int]] = [("page_num", page_num), ("page_size", page_size)]
+        params = [("page_num", str(page_num)), ("page_size", str(page_size))]
         if status:
             params.append(("filter.status", status))
         for task_id in task_ids or ():
             params.append(("filter.task_ids", task_id))
         if model:
             params.append(("filter.model", model))
-        return self._parse(TaskList, self._send("GET", _TASKS_PATH, params=params, retry=True))
+        query = httpx.QueryParams(tuple(params))
+        return self._parse(TaskList, self._send("GET", _TASKS_PATH, params=query, retry=True))
 
     def delete_task(self, task_id: str) -> None:
         """Cancel a queued task, or delete a finished one's record. Sent once, never retried.
@@ -344,7 +345,7 @@ class BytePlusClient:
         path: str,
         *,
         json: Any = None,
-        params: list[tuple[str, str | int]] | None = None,
+        params: httpx.QueryParams | None = None,
         expect_json: bool = True,
         retry: bool = False,
     ) -> Any:
@@ -376,7 +377,7 @@ class BytePlusClient:
         method: str,
         path: str,
         json: Any,
-        params: list[tuple[str, str | int]] | None,
+        params: httpx.QueryParams | None,
         expect_json: bool,
     ) -> Any:
         headers = {"X-Client-Request-Id": _client_request_id()}
@@ -404,10 +405,10 @@ class BytePlusClient:
                 )
                 raise _Transient(error) from exc
         status = response.status_code
-        error = self._error(method, path, response)
+        refusal = self._error(method, path, response)
         if status in (408, 429) or status >= 500:
-            raise _Transient(error)
-        raise error
+            raise _Transient(refusal)
+        raise refusal
 
     def _error(self, method: str, path: str, response: httpx.Response) -> ProviderError:
         status = response.status_code
@@ -446,7 +447,7 @@ class BytePlusClient:
 
     def _delay(self, attempt: int, exc: ProviderError) -> float | None:
         """Exponential backoff with full jitter; None when the provider asks for longer."""
-        base = self.backoff * (2**attempt)
+        base = self.backoff * 2.0**attempt
         delay = base + random.uniform(0, base)
         if isinstance(exc, ProviderRateLimited) and exc.retry_after is not None:
             if exc.retry_after > _MAX_BACKOFF:

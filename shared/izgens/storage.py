@@ -74,13 +74,12 @@ VIDEO_NOTIFICATION_ID = "izgens-videos"
 Kind = Literal["image", "video"]
 
 
+# Both keep InvalidRequest's `code`: the HTTP contract's codes stay as they are.
 class UnsafeURL(InvalidRequest):
-    code = "unsafe_url"
     title = "The URL is not allowed"
 
 
 class UnexpectedContent(InvalidRequest):
-    code = "unexpected_content"
     title = "The content is not of the expected type"
 
 
@@ -221,8 +220,10 @@ class _HostRule:
         elif text.count(":") == 1:
             host, port_text = text.split(":")
             port = int(port_text)
-        if not host or "/" in host or not host.isascii():
+        if not host.strip(".") or "/" in host or "@" in host or not host.isascii():
             raise ValueError(f"allowed host {entry!r} is not a host name")
+        if port is not None and not 0 < port < 65536:
+            raise ValueError(f"allowed host {entry!r}: port out of range")
         if port is not None:
             if not sep:
                 schemes = frozenset({"http", "https"})
@@ -299,7 +300,10 @@ def _vet_url(url: str, rules: list[_HostRule]) -> _Target:
         raise UnsafeURL("URLs with credentials are not allowed")
     if "\\" in url or not _HOST_RE.fullmatch(host):
         raise UnsafeURL("the URL host is not in canonical form")
-    port = port or (443 if scheme == "https" else 80)
+    if port is None:
+        port = 443 if scheme == "https" else 80
+    elif port == 0:
+        raise UnsafeURL("port 0 is not a port")
     rule = next((r for r in rules if r.matches(scheme, host, port)), None)
     if rule is None:
         raise UnsafeURL(f"{scheme}://{host}:{port} is not an allowed video host")
@@ -414,7 +418,7 @@ class Storage:
             error = exc.response.get("Error", {})
             code = str(error.get("Code", ""))
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if code in ("404", "NoSuchKey", "NotFound") or status == 404:
+            if code != "NoSuchBucket" and (code in ("404", "NoSuchKey") or status == 404):
                 raise NotFound(f"no object for {operation}") from exc
             if code in ("EntityTooLarge",):
                 raise PayloadTooLarge(str(error.get("Message") or code)) from exc
@@ -510,7 +514,8 @@ class Storage:
         expected_type = _TYPE_BY_EXT[match.group(3)]
         upload_type = UPLOAD_TYPES[expected_type]
         if expected_kind is not None and upload_type.kind != expected_kind:
-            raise InvalidRequest(f"{key} is not an {expected_kind}")
+            wanted = "an image" if expected_kind == "image" else "a video"
+            raise InvalidRequest(f"{key} is not {wanted}")
         info = self.head(key)
         if info is None:
             raise NotFound("no such upload")
@@ -657,6 +662,8 @@ class Storage:
         """
         import httpx
 
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+            raise ValueError("max_bytes must be a positive integer")
         rules = [_HostRule.parse(entry) for entry in allowed_hosts]
         key = self._checked_key(key)
         target = _vet_url(url, rules)
@@ -761,14 +768,16 @@ class Storage:
                 continue
             try:
                 obj = record["s3"]["object"]
-                yield ObjectCreated(
+                created = ObjectCreated(
                     key=unquote_plus(str(obj["key"])),
                     size=int(obj.get("size") or 0),
                     etag=_clean_etag(obj.get("eTag")),
                     event_name=name,
                 )
-            except (KeyError, TypeError, ValueError):
+            except (KeyError, TypeError, ValueError, AttributeError):
                 log.warning("skipping a malformed S3 record %s", name)
+                continue
+            yield created
 
     # -- dev and test setup -----------------------------------------------------------------
 
@@ -825,15 +834,16 @@ def _origin_of(url: str) -> tuple[str, str, int] | None:
     try:
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
-        return (scheme, parts.hostname or "", parts.port or (443 if scheme == "https" else 80))
+        port = parts.port if parts.port is not None else (443 if scheme == "https" else 80)
+        return (scheme, parts.hostname or "", port)
     except ValueError:
         return None
 
 
 def _same_parse(parsed: Any, target: _Target) -> None:
     """httpx must read the URL exactly as we vetted it (no parser differential)."""
-    default = 443 if parsed.scheme == "https" else 80
-    if (parsed.scheme, parsed.host, parsed.port or default) != target.origin:
+    port = parsed.port if parsed.port is not None else (443 if parsed.scheme == "https" else 80)
+    if (parsed.scheme, parsed.host, port) != target.origin:
         raise UnsafeURL("the URL is ambiguous")
 
 

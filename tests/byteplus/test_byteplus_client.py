@@ -11,9 +11,8 @@ import logging
 import re
 import subprocess
 import sys
-from collections.abc import Callable
-from email.utils import format_datetime
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
 
 import httpx
@@ -36,7 +35,6 @@ from .conftest import API_KEY
 
 BASE = "https://ark.test/api/v3"
 TASK = {"id": "cgt-1", "model": "m", "status": "running", "created_at": 1, "updated_at": 2}
-Handler = Callable[[httpx.Request], httpx.Response]
 
 
 class Recorder:
@@ -333,7 +331,9 @@ def test_task_tolerates_unknown_fields_and_missing_content() -> None:
     )
     assert done.terminal and done.video_url == "https://v/x.mp4"
     assert done.usage is not None and done.usage.completion_tokens == 5
-    failed = Task.model_validate({**TASK, "status": "failed", "error": {"code": "C", "message": "m"}})
+    failed = Task.model_validate(
+        {**TASK, "status": "failed", "error": {"code": "C", "message": "m"}}
+    )
     assert failed.error is not None and failed.error.code == "C"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -33,9 +34,10 @@ def submit(client: BytePlusClient, prompt: str = "a paper boat", **fields: Any) 
 
 
 def wait_status(client: BytePlusClient, task_id: str, status: str, timeout: float = 5) -> Task:
-    return wait_for(
+    task: Task = wait_for(
         lambda: (t := client.get_task(task_id)).status == status and t, timeout=timeout
     )
+    return task
 
 
 def creates_for(sim: SimServer, callback_url: str) -> int:
@@ -242,7 +244,12 @@ def test_wrong_key_gets_the_real_401(sim: SimServer) -> None:
     ("body", "status", "code", "param"),
     [
         ({"model": "nope"}, 404, "InvalidEndpointOrModel.NotFound", "model"),
-        ({"model": "seedance-1-0-lite-t2v-250428"}, 404, "InvalidEndpointOrModel.NotFound", "model"),
+        (
+            {"model": "seedance-1-0-lite-t2v-250428"},
+            404,
+            "InvalidEndpointOrModel.NotFound",
+            "model",
+        ),
         ({"model": None}, 400, "MissingParameter", "model"),
         ({"content": []}, 400, "MissingParameter", "content"),
         ({"resolution": "4k"}, 400, "InvalidParameter", "resolution"),
@@ -265,8 +272,15 @@ def test_wrong_key_gets_the_real_401(sim: SimServer) -> None:
             "content[0].type",
         ),
         (
-            {"content": [{"type": "image_url", "image_url": {"url": "https://x/a.png"},
-                          "role": "reference_image"}]},
+            {
+                "content": [
+                    {
+                        "type": "image_url",
+                        "image_url": {"url": "https://x/a.png"},
+                        "role": "reference_image",
+                    }
+                ]
+            },
             400,
             "InvalidParameter",
             "content[0].role",
@@ -285,18 +299,19 @@ def test_validation_answers_like_the_real_api(
 
 
 def test_client_maps_validation_refusals(client: BytePlusClient) -> None:
-    with pytest.raises(ProviderRejected) as caught:
-        client.create_task(model=DEFAULT_MODEL, content=[{"type": "text", "text": "x"}], ratio="5:4")
-    assert caught.value.provider_code == "InvalidParameter"
-    with pytest.raises(ProviderUnavailable) as caught:
-        client.create_task(model="nope", content=[{"type": "text", "text": "x"}])
-    assert caught.value.provider_code == "InvalidEndpointOrModel.NotFound"
+    content: list[dict[str, Any]] = [{"type": "text", "text": "x"}]
+    with pytest.raises(ProviderRejected) as refused:
+        client.create_task(model=DEFAULT_MODEL, content=content, ratio="5:4")
+    assert refused.value.provider_code == "InvalidParameter"
+    with pytest.raises(ProviderUnavailable) as unavailable:
+        client.create_task(model="nope", content=content)
+    assert unavailable.value.provider_code == "InvalidEndpointOrModel.NotFound"
 
 
 def test_two_x_reference_modes(raw: httpx.Client) -> None:
-    image = {"type": "image_url", "image_url": {"url": "https://x/a.png"}}
-    video = {"type": "video_url", "video_url": {"url": "https://x/v.mp4"}}
-    text = {"type": "text", "text": "a kite"}
+    image: dict[str, Any] = {"type": "image_url", "image_url": {"url": "https://x/a.png"}}
+    video: dict[str, Any] = {"type": "video_url", "video_url": {"url": "https://x/v.mp4"}}
+    text: dict[str, Any] = {"type": "text", "text": "a kite"}
 
     def post(content: list[dict[str, Any]]) -> httpx.Response:
         return raw.post("/contents/generations/tasks", json={"model": V20, "content": content})
@@ -434,6 +449,24 @@ def test_queued_cap_answers_429_quota_exceeded(start_sim: Callable[..., SimServe
     assert len(sim_tasks(sim)) == 2
 
 
+def test_queued_cap_holds_under_concurrent_creates(start_sim: Callable[..., SimServer]) -> None:
+    sim = start_sim(max_queued=3, delay=10, queued_share=1.0)
+
+    def attempt(i: int) -> str:
+        with BytePlusClient(sim.api_url, API_KEY) as client:
+            try:
+                submit(client, f"race {i}")
+            except ProviderRateLimited as exc:
+                return exc.provider_code or ""
+            return "created"
+
+    with ThreadPoolExecutor(12) as pool:
+        outcomes = list(pool.map(attempt, range(12)))
+    assert outcomes.count("created") == 3
+    assert outcomes.count("QuotaExceeded") == 9
+    assert len(sim_tasks(sim)) == 3
+
+
 def test_concurrency_limit_keeps_the_second_task_queued(
     start_sim: Callable[..., SimServer],
 ) -> None:
@@ -441,8 +474,12 @@ def test_concurrency_limit_keeps_the_second_task_queued(
     with BytePlusClient(sim.api_url, API_KEY) as client:
         first, second = submit(client), submit(client)
         wait_status(client, first, "running")
-        while client.get_task(first).status == "running":
-            assert client.get_task(second).status == "queued"
+        while True:
+            # read the second first: if the first is still running afterwards, it was then too
+            second_status = client.get_task(second).status
+            if client.get_task(first).status != "running":
+                break
+            assert second_status == "queued"
             time.sleep(0.03)
         assert client.get_task(first).status == "succeeded"
         wait_status(client, second, "running")

@@ -1,0 +1,81 @@
+"""The `status` function: history, one generation, delete, and the provider callback.
+
+A status read is one SQL round trip unless the generation is in flight and was not checked
+with the provider in the last few seconds.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Query, Request, Response
+
+from izgens import generations
+from izgens.generations import GenerationView, Lifecycle
+from izgens.http import CurrentUser, create_app, lambda_handler
+from izgens.paging import DEFAULT_LIMIT, MAX_LIMIT, Page
+
+app = create_app("status", title="izgens status", description="History, status, delete, callbacks.")
+
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+Cursor = Annotated[str | None, Query(max_length=200)]
+
+
+def lifecycle() -> Lifecycle:
+    return Lifecycle.from_settings()
+
+
+@app.get("/generations", response_model=Page[GenerationView])
+def history(
+    user: CurrentUser, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> Page[GenerationView]:
+    return lifecycle().history(user.id, limit=limit, cursor=cursor)
+
+
+@app.get("/generations/{generation_id}", response_model=GenerationView)
+def get_generation(generation_id: uuid.UUID, user: CurrentUser) -> GenerationView:
+    life = lifecycle()
+    gen = life.get(user.id, generation_id)
+    checked = gen.checked_at or gen.updated_at
+    age = (datetime.now(UTC) - checked).total_seconds()
+    if gen.status in ("submitted", "running") and age > generations.REFRESH_AFTER_SECONDS:
+        gen = life.refresh(gen)
+    return life.view(gen)
+
+
+@app.delete("/generations/{generation_id}", status_code=204)
+def delete_generation(generation_id: uuid.UUID, user: CurrentUser) -> Response:
+    lifecycle().delete(user.id, generation_id)
+    return Response(status_code=204)
+
+
+@app.post("/callbacks/byteplus", include_in_schema=True)
+async def byteplus_callback(
+    request: Request, token: Annotated[str, Query(min_length=1, max_length=200)]
+) -> dict[str, bool]:
+    """The body is a hint only: the token is checked, then the task is re-read from the API."""
+    from starlette.concurrency import run_in_threadpool
+
+    task_id = await _task_id(request)
+    await run_in_threadpool(lifecycle().handle_callback, token, task_id)
+    return {"ok": True}
+
+
+async def _task_id(request: Request) -> str:
+    import json
+
+    from izgens.errors import InvalidRequest
+
+    try:
+        body = json.loads(await request.body())
+    except ValueError:
+        raise InvalidRequest("the callback body is not JSON") from None
+    task_id = body.get("id") if isinstance(body, dict) else None
+    if not isinstance(task_id, str) or not 1 <= len(task_id) <= 200:
+        raise InvalidRequest("the callback names no task")
+    return task_id
+
+
+handler = lambda_handler(app)

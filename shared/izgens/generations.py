@@ -1,0 +1,596 @@
+"""The generation lifecycle, shared by `generate`, `status`, the provider callback,
+`video_stored` and the reconciliation job, so every path moves a generation the same way.
+
+    queued ──submit──▶ submitted ──▶ running ──▶ storing ──copy+event──▶ completed
+       │ (provider at capacity: stays queued, dispatched later in arrival order)
+       └──────────────── failed / canceled (refunded exactly once, by SQL) ◀──┘
+
+Every transition is one SQL function (infra/supabase/migrations); this module decides
+which one to call from what the provider says, and never trusts a callback body: the task
+is always re-read from the provider's API.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from izgens import catalog, errors
+from izgens.logs import log_event
+from izgens.paging import DEFAULT_LIMIT, Page, decode_cursor, encode_cursor
+
+if TYPE_CHECKING:
+    from izgens.byteplus import BytePlusClient, Task
+    from izgens.config import Settings
+    from izgens.db import Database
+    from izgens.storage import Storage
+
+__all__ = [
+    "Generation",
+    "GenerationView",
+    "Lifecycle",
+    "callback_token",
+    "verify_callback_token",
+]
+
+logger = logging.getLogger("izgens.generations")
+
+IN_FLIGHT = ("queued", "submitted", "running", "storing")
+REFRESH_AFTER_SECONDS = 5
+# how long the provider may run a task; reference URLs must stay valid as long
+TASK_EXPIRES_AFTER = 6 * 3600
+MAX_VIDEO_BYTES = 2 * 1024**3
+# an ambiguous create (timeout, 5xx, crash) is looked for in the provider's list this long
+# before the generation is failed and refunded
+UNCERTAIN_SUBMIT_WINDOW_SECONDS = 300
+
+
+class Generation(BaseModel):
+    """A row of public.generations."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    status: str
+    prompt: str
+    model: str
+    resolution: str
+    ratio: str
+    duration: int
+    seed: int | None = None
+    camera_fixed: bool | None = None
+    generate_audio: bool | None = None
+    reference_keys: list[str] = []
+    cost: int
+    provider_task_id: str | None = None
+    video_key: str | None = None
+    bytes: int | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    recreated_from: uuid.UUID | None = None
+    submit_lease_until: datetime | None = None
+    submit_attempts: int = 0
+    checked_at: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None = None
+    deleted_at: datetime | None = None
+
+    @property
+    def spec(self) -> catalog.GenerationSpec:
+        return catalog.GenerationSpec(
+            prompt=self.prompt,
+            model=self.model,
+            resolution=self.resolution,
+            ratio=self.ratio,
+            duration=self.duration,
+            seed=self.seed,
+            camera_fixed=self.camera_fixed,
+            generate_audio=self.generate_audio,
+            reference_keys=list(self.reference_keys),
+        )
+
+
+class GenerationError(BaseModel):
+    code: str
+    message: str | None = None
+
+
+class GenerationView(BaseModel):
+    """A generation as the user sees it."""
+
+    id: uuid.UUID
+    status: str
+    prompt: str
+    model: str
+    resolution: str
+    ratio: str
+    duration: int
+    seed: int | None
+    camera_fixed: bool | None
+    generate_audio: bool | None
+    reference_keys: list[str]
+    cost: int
+    video_url: str | None = None
+    error: GenerationError | None = None
+    created_at: datetime
+    completed_at: datetime | None = None
+    recreated_from: uuid.UUID | None = None
+
+
+# ---------------------------------------------------------------------------------------
+# Callback tokens: one per generation, so a leaked URL is good for nothing else
+
+
+def callback_token(generation_id: uuid.UUID, key: str) -> str:
+    mac = hmac.new(key.encode(), f"byteplus-callback:{generation_id}".encode(), hashlib.sha256)
+    return f"{generation_id.hex}.{mac.hexdigest()[:40]}"
+
+
+def verify_callback_token(token: str, key: str) -> uuid.UUID:
+    """The generation a callback token names; `Unauthenticated` when forged (constant time)."""
+    head, _, _ = token.partition(".")
+    try:
+        generation_id = uuid.UUID(hex=head)
+    except ValueError:
+        raise errors.Unauthenticated("invalid callback token") from None
+    if not hmac.compare_digest(callback_token(generation_id, key), token):
+        raise errors.Unauthenticated("invalid callback token")
+    return generation_id
+
+
+def safety_identifier(user_id: uuid.UUID, generation_id: uuid.UUID) -> str:
+    """What BytePlus echoes on every task: a hashed end-user id (their abuse tracking) and
+    our generation id (how reconciliation finds a task whose create answer was lost)."""
+    user_hash = hashlib.sha256(f"izgens-user:{user_id}".encode()).hexdigest()[:24]
+    return f"{user_hash}-{generation_id.hex}"
+
+
+def _generation_of(task: Task) -> uuid.UUID | None:
+    ident = task.safety_identifier or ""
+    try:
+        return uuid.UUID(hex=ident.rsplit("-", 1)[-1]) if "-" in ident else None
+    except ValueError:
+        return None
+
+
+def request_hash(body: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------
+
+
+class Lifecycle:
+    """The transitions, with their collaborators injected (tests pass their own)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        storage: Storage,
+        provider: BytePlusClient | None = None,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.storage = storage
+        self._provider = provider
+
+    @classmethod
+    def from_settings(cls) -> Lifecycle:
+        from izgens.config import get_settings
+        from izgens.db import get_database
+        from izgens.storage import get_storage
+
+        return cls(get_settings(), get_database(), get_storage())
+
+    @property
+    def provider(self) -> BytePlusClient:
+        if self._provider is None:
+            self._provider = _shared_provider(self.settings)
+        return self._provider
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def get(self, user_id: uuid.UUID, generation_id: uuid.UUID) -> Generation:
+        row = self.db.one(
+            "select * from public.generations where id = %s and user_id = %s and deleted_at is null",
+            (generation_id, user_id),
+        )
+        if row is None:
+            raise errors.NotFound("no such generation")
+        return Generation.model_validate(row)
+
+    def history(
+        self, user_id: uuid.UUID, *, limit: int = DEFAULT_LIMIT, cursor: str | None = None
+    ) -> Page[GenerationView]:
+        after = decode_cursor(cursor, (datetime, uuid.UUID))
+        rows = self.db.all(
+            "select * from public.generations where user_id = %s and deleted_at is null"
+            " and (%s::timestamptz is null or (created_at, id) < (%s::timestamptz, %s::uuid))"
+            " order by created_at desc, id desc limit %s",
+            (
+                user_id,
+                after[0] if after else None,
+                after[0] if after else None,
+                after[1] if after else None,
+                limit + 1,
+            ),
+        )
+        gens = [Generation.model_validate(r) for r in rows[:limit]]
+        next_cursor = encode_cursor(gens[-1].created_at, gens[-1].id) if len(rows) > limit else None
+        return Page[GenerationView](items=[self.view(g) for g in gens], next_cursor=next_cursor)
+
+    def view(self, gen: Generation) -> GenerationView:
+        video_url = None
+        if gen.status == "completed" and gen.video_key:
+            video_url = self.storage.presigned_get(
+                gen.video_key, self.settings.video_link_seconds, filename=f"izgens-{gen.id}.mp4"
+            )
+        error = GenerationError(code=gen.error_code, message=gen.error_message) if gen.error_code else None
+        return GenerationView(
+            id=gen.id,
+            status=gen.status,
+            prompt=gen.prompt,
+            model=gen.model,
+            resolution=gen.resolution,
+            ratio=gen.ratio,
+            duration=gen.duration,
+            seed=gen.seed,
+            camera_fixed=gen.camera_fixed,
+            generate_audio=gen.generate_audio,
+            reference_keys=list(gen.reference_keys),
+            cost=gen.cost,
+            video_url=video_url,
+            error=error,
+            created_at=gen.created_at,
+            completed_at=gen.completed_at,
+            recreated_from=gen.recreated_from,
+        )
+
+    # -- admission --------------------------------------------------------------------------
+
+    def quote(self, spec: catalog.GenerationSpec) -> tuple[catalog.GenerationSpec, int]:
+        spec = catalog.normalize(spec)
+        row = self.db.one(
+            "select izgens.price_credits(%s, %s, %s, %s) as credits",
+            (spec.model, spec.resolution, spec.generate_audio, catalog.estimated_tokens(spec)),
+        )
+        assert row is not None
+        return spec, int(row["credits"])
+
+    def check_references(self, user_id: uuid.UUID, spec: catalog.GenerationSpec) -> list[str]:
+        """The kinds of the caller's own, genuine references; refuses anything else."""
+        kinds = [self.storage.check_reference(key, user_id).kind for key in spec.reference_keys]
+        catalog.check_references(spec, kinds)
+        return kinds
+
+    def start(
+        self,
+        user_id: uuid.UUID,
+        spec: catalog.GenerationSpec,
+        *,
+        idempotency_key: str,
+        body_hash: str,
+        client_ip: str | None,
+        recreated_from: uuid.UUID | None = None,
+    ) -> Generation:
+        """Admit a generation (one SQL call) and, when it holds the lease, submit it."""
+        spec = catalog.normalize(spec)
+        kinds = self.check_references(user_id, spec)
+        s = self.settings
+        document = spec.model_dump()
+        document["recreated_from"] = str(recreated_from) if recreated_from else None
+        row = self.db.one(
+            "select izgens.start_generation(%s, %s, %s, %s, %s, %s, %s, %s, %s) as r",
+            (
+                user_id,
+                idempotency_key,
+                body_hash,
+                json.dumps(document),
+                catalog.estimated_tokens(spec),
+                client_ip,
+                s.rate_generate_user,
+                s.rate_generate_ip,
+                s.rate_window_seconds,
+            ),
+        )
+        assert row is not None
+        result = row["r"]
+        gen = Generation.model_validate(result["generation"])
+        if result["created"]:
+            log_event(logger, "generation admitted", generation=str(gen.id), model=gen.model, cost=gen.cost)
+        if result["created"] and result["submit"]:
+            gen = self.submit(gen, kinds)
+        return gen
+
+    # -- submission ---------------------------------------------------------------------------
+
+    def _callback_url(self, gen: Generation) -> str | None:
+        key = self.settings.callback_signing_key
+        base = self.settings.public_base_urls.get("status")
+        if not key or not base:
+            return None
+        return f"{base}/callbacks/byteplus?token={callback_token(gen.id, key.get_secret_value())}"
+
+    def submit(self, gen: Generation, kinds: list[str] | None = None) -> Generation:
+        """Create the provider task for a queued generation this caller holds the lease on.
+
+        A definite refusal fails and refunds at once (and is raised for the caller to show);
+        no capacity defers it in arrival order; anything ambiguous is left for reconciliation,
+        which looks for the task before ever creating it again.
+        """
+        spec = gen.spec
+        try:
+            if kinds is None:  # checked again: a queued generation may wait a while
+                kinds = [self.storage.check_reference(k, gen.user_id).kind for k in gen.reference_keys]
+            references = [
+                (kind, self.storage.presigned_get(key, TASK_EXPIRES_AFTER))
+                for kind, key in zip(kinds, gen.reference_keys, strict=True)
+            ]
+            content = catalog.content_items(spec, references)
+        except errors.IzgensError as exc:
+            self.fail(gen.id, "reference_unavailable", exc.detail)
+            raise
+        try:
+            task_id = self.provider.create_task(
+                model=gen.model,
+                content=content,
+                callback_url=self._callback_url(gen),
+                execution_expires_after=TASK_EXPIRES_AFTER,
+                safety_identifier=safety_identifier(gen.user_id, gen.id),
+                **catalog.task_parameters(spec),
+            )
+        except errors.ProviderRejected as exc:
+            self.fail(gen.id, exc.provider_code or exc.code, exc.detail)
+            log_event(logger, "provider refused generation", generation=str(gen.id), provider_code=exc.provider_code)
+            raise
+        except errors.ProviderRateLimited:
+            self.db.one("select * from izgens.defer_submission(%s)", (gen.id,))
+            log_event(logger, "provider at capacity; generation queued", generation=str(gen.id))
+            return self._reload(gen.id)
+        except errors.ProviderUnavailable as exc:
+            log_event(
+                logger, "provider create ambiguous; left for reconciliation", logging.WARNING,
+                generation=str(gen.id), error=exc.code,
+            )
+            return gen
+        try:
+            row = self.db.one("select * from izgens.mark_submitted(%s, %s)", (gen.id, task_id))
+        except errors.InvalidTransition:
+            # failed or canceled meanwhile (reconciliation, user): the task is an orphan
+            self._cancel_task(task_id)
+            return self._reload(gen.id)
+        assert row is not None
+        return Generation.model_validate(row)
+
+    def dispatch(self, limit: int) -> int:
+        """Submit waiting generations oldest first; stops at the first capacity refusal."""
+        submitted = 0
+        claimed = [
+            Generation.model_validate(r)
+            for r in self.db.all("select * from izgens.claim_submissions(%s)", (limit,))
+        ]
+        for position, gen in enumerate(claimed):
+            try:
+                after = self.submit(gen)
+            except errors.IzgensError:
+                continue  # refused: failed and refunded by submit()
+            if after.status == "queued" and after.submit_lease_until is None:
+                # no capacity: hand the rest of this claim back so arrival order holds
+                for rest in claimed[position + 1 :]:
+                    self.db.one("select * from izgens.defer_submission(%s)", (rest.id,))
+                break
+            submitted += 1
+        return submitted
+
+    # -- provider truth -------------------------------------------------------------------------
+
+    def refresh(self, gen: Generation) -> Generation:
+        """Ask the provider about an in-flight generation and apply what it says."""
+        if gen.status not in ("submitted", "running") or not gen.provider_task_id:
+            return gen
+        try:
+            task = self.provider.get_task(gen.provider_task_id)
+        except errors.ProviderError as exc:
+            log_event(logger, "provider read failed", logging.WARNING, generation=str(gen.id), error=exc.code)
+            return gen
+        return self.apply(gen, task)
+
+    def apply(self, gen: Generation, task: Task) -> Generation:
+        """Move `gen` as far as the provider's task (read from the API) says."""
+        if task.status in ("queued",):
+            self.db.execute("select izgens.touch_generation(%s)", (gen.id,))
+            return gen
+        if task.status == "running":
+            row = self.db.one("select * from izgens.mark_running(%s)", (gen.id,))
+            return Generation.model_validate(row) if row else gen
+        if task.status == "succeeded":
+            return self.store(gen, task)
+        code = task.error.code if task.error else task.status
+        message = task.error.message if task.error else f"the provider reports {task.status}"
+        if task.status == "cancelled" and gen.status in ("queued", "submitted"):
+            row = self.db.one("select * from izgens.cancel_generation(%s, %s)", (gen.id, message))
+        else:
+            row = self._fail_row(gen.id, code, message)
+        self.dispatch(1)  # a provider slot is free
+        return Generation.model_validate(row) if row else self._reload(gen.id)
+
+    def store(self, gen: Generation, task: Task) -> Generation:
+        """Exactly one caller copies the finished video into the bucket, then completes."""
+        won = self.db.one("select * from izgens.claim_storing(%s)", (gen.id,))
+        if won is None:
+            return self._reload(gen.id)
+        gen = Generation.model_validate(won)
+        key = self.storage.video_key(gen.user_id, gen.id)
+        if not task.video_url:
+            return Generation.model_validate(self._fail_row(gen.id, "no_video", "the provider returned no video"))
+        try:
+            info = self.storage.copy_from_url(
+                task.video_url,
+                key,
+                allowed_hosts=self.settings.byteplus_video_hosts,
+                max_bytes=MAX_VIDEO_BYTES,
+            )
+        except errors.ProviderUnavailable as exc:
+            # the lease runs out and reconciliation copies again
+            log_event(logger, "video copy failed; will retry", logging.WARNING, generation=str(gen.id), error=exc.code)
+            return gen
+        except errors.IzgensError as exc:
+            log_event(logger, "video refused", logging.WARNING, generation=str(gen.id), error=exc.code)
+            return Generation.model_validate(self._fail_row(gen.id, "video_refused", exc.detail))
+        done = self.complete(gen.id, key, info.etag, info.size, info.content_type)
+        self.dispatch(1)
+        return done
+
+    def complete(self, generation_id: uuid.UUID, key: str, etag: str, size: int, content_type: str) -> Generation:
+        row = self.db.one(
+            "select * from izgens.complete_generation(%s, %s, %s, %s, %s)",
+            (generation_id, key, etag, size, content_type),
+        )
+        assert row is not None
+        gen = Generation.model_validate(row)
+        if gen.deleted_at is not None:
+            self.storage.delete(key)  # deleted by the user while it was being made
+        return gen
+
+    def fail(self, generation_id: uuid.UUID, code: str, message: str) -> bool:
+        """Fail and refund; False when the generation had already moved past failing."""
+        try:
+            self._fail_row(generation_id, code, message)
+        except errors.InvalidTransition:
+            return False
+        return True
+
+    def _fail_row(self, generation_id: uuid.UUID, code: str, message: str) -> dict[str, Any] | None:
+        return self.db.one("select * from izgens.fail_generation(%s, %s, %s)", (generation_id, code, message))
+
+    def _reload(self, generation_id: uuid.UUID) -> Generation:
+        row = self.db.one("select * from public.generations where id = %s", (generation_id,))
+        if row is None:
+            raise errors.NotFound("no such generation")
+        return Generation.model_validate(row)
+
+    def _cancel_task(self, task_id: str) -> None:
+        try:
+            self.provider.delete_task(task_id)
+        except errors.ProviderError as exc:
+            log_event(logger, "could not cancel orphan task", logging.WARNING, task=task_id, error=exc.code)
+
+    # -- user actions ---------------------------------------------------------------------------
+
+    def delete(self, user_id: uuid.UUID, generation_id: uuid.UUID) -> None:
+        """Soft-delete; the video goes now, an unstarted task is canceled and refunded, a
+        running one is left to finish and its video deleted when it lands."""
+        row = self.db.one("select * from izgens.delete_generation(%s, %s)", (user_id, generation_id))
+        assert row is not None
+        gen = Generation.model_validate(row)
+        if gen.video_key:
+            self.storage.delete(gen.video_key)
+        if gen.status == "queued":
+            self._try_cancel(gen)
+        elif gen.status == "submitted" and gen.provider_task_id:
+            try:
+                self.provider.delete_task(gen.provider_task_id)
+            except errors.ProviderError:
+                return  # already running: it finishes, then the video is discarded
+            self._try_cancel(gen)
+
+    def _try_cancel(self, gen: Generation) -> None:
+        try:
+            self.db.one("select * from izgens.cancel_generation(%s, 'deleted by the user')", (gen.id,))
+        except errors.InvalidTransition:
+            return
+
+    def handle_callback(self, token: str, task_id: str) -> None:
+        """A provider callback: only a hint. Verify the token, re-read the task, apply."""
+        key = self.settings.callback_signing_key
+        if not key:
+            raise errors.Unauthenticated("callbacks are not configured")
+        generation_id = verify_callback_token(token, key.get_secret_value())
+        gen = self._reload(generation_id)
+        task = self.provider.get_task(gen.provider_task_id or task_id)
+        if _generation_of(task) != gen.id:
+            raise errors.NotFound("the task does not belong to this generation")
+        if gen.status == "queued":
+            row = self.db.one("select * from izgens.mark_submitted(%s, %s)", (gen.id, task.id))
+            gen = Generation.model_validate(row)
+        if gen.status in ("submitted", "running"):
+            self.apply(gen, task)
+
+    # -- reconciliation -----------------------------------------------------------------------
+
+    def reconcile(self, *, older_than_seconds: int = 60, limit: int = 100) -> dict[str, int]:
+        """Drive stuck generations to a final state with the provider's truth. Bounded."""
+        counts = {"checked": 0, "found_orphan": 0, "failed_unsubmitted": 0, "dispatched": 0}
+        rows = self.db.all("select * from izgens.stuck_generations(%s, %s)", (older_than_seconds, limit))
+        for row in rows:
+            gen = Generation.model_validate(row)
+            counts["checked"] += 1
+            try:
+                if gen.status == "queued":
+                    counts[self._reconcile_unsubmitted(gen)] += 1
+                elif gen.status == "storing":
+                    if gen.provider_task_id:
+                        self.store(gen, self.provider.get_task(gen.provider_task_id))
+                else:
+                    self.refresh(gen)
+            except errors.IzgensError as exc:
+                log_event(logger, "reconcile step failed", logging.WARNING, generation=str(gen.id), error=exc.code)
+        counts["dispatched"] = self.dispatch(limit)
+        return counts
+
+    def _reconcile_unsubmitted(self, gen: Generation) -> str:
+        """A create whose answer was lost (timeout, 5xx, crash): find its task, else fail."""
+        task = self._find_task(gen)
+        if task is not None:
+            self.db.one("select * from izgens.mark_submitted(%s, %s)", (gen.id, task.id))
+            self.refresh(self._reload(gen.id))
+            return "found_orphan"
+        age = (datetime.now(gen.created_at.tzinfo) - gen.created_at).total_seconds()
+        if age < UNCERTAIN_SUBMIT_WINDOW_SECONDS:
+            return "checked"
+        log_event(
+            logger, "create outcome unknown and no task found; failing with refund",
+            logging.WARNING, generation=str(gen.id),
+        )
+        self.fail(gen.id, "submission_failed", "the video service did not accept the request")
+        return "failed_unsubmitted"
+
+    def _find_task(self, gen: Generation) -> Task | None:
+        for page in range(1, 6):
+            listing = self.provider.list_tasks(page_num=page, page_size=100, model=gen.model)
+            for task in listing.items:
+                if _generation_of(task) == gen.id:
+                    return task
+            if page * 100 >= listing.total:
+                break
+        return None
+
+
+_provider: BytePlusClient | None = None
+
+
+def _shared_provider(settings: Settings) -> BytePlusClient:
+    """One provider client per warm container (its connection pool is reused)."""
+    global _provider
+    if _provider is None:
+        from izgens.byteplus import BytePlusClient
+
+        if not settings.byteplus_api_key:
+            raise errors.ProviderUnavailable("the video service is not configured")
+        _provider = BytePlusClient(settings.byteplus_base_url, settings.byteplus_api_key.get_secret_value())
+    return _provider
+
+
+def reset_provider() -> None:
+    global _provider
+    if _provider is not None:
+        _provider.close()
+    _provider = None

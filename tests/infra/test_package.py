@@ -1,0 +1,196 @@
+"""A function's artifact, alone, imports and answers a request.
+
+Builds one function with `infra/package.py --host` (same code path as the Lambda build, but
+wheels for this machine), unzips it, and runs it in a fresh virtualenv without site
+packages, with only the unzipped artifact on sys.path: a dependency the packager missed is
+an ImportError here rather than in production.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGER = ROOT / "infra" / "package.py"
+
+# function -> (method, path) of a route that needs a user token, so that an anonymous call
+# is answered (401) without a database
+CANDIDATES = {
+    "account": ("GET", "/me"),
+    "status": ("GET", "/generations"),
+    "privacy_export": ("POST", "/privacy/exports"),
+    "generate": ("POST", "/generations"),
+}
+
+RUNNER = r"""
+import json, os, sys, time
+task = sys.argv[1]
+assert not any("site-packages" in p for p in sys.path), sys.path
+sys.path.insert(0, task)
+started = time.perf_counter()
+import handler
+imported = time.perf_counter()
+
+def event(method, path, headers):
+    host = "abcdefghij.lambda-url.us-east-1.on.aws"
+    return {
+        "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
+        "headers": {"host": host, "x-forwarded-proto": "https", "x-forwarded-port": "443",
+                    "x-forwarded-for": "203.0.113.9", "user-agent": "artifact-test",
+                    "content-type": "application/json", **headers},
+        "requestContext": {
+            "accountId": "anonymous", "apiId": "abcdefghij", "domainName": host,
+            "domainPrefix": "abcdefghij", "requestId": "artifact-test-request-1",
+            "routeKey": "$default", "stage": "$default", "time": "01/Jan/2026:00:00:00 +0000",
+            "timeEpoch": 1767225600000,
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
+                     "sourceIp": "203.0.113.9", "userAgent": "artifact-test"},
+        },
+        "body": "{}" if method == "POST" else None,
+        "isBase64Encoded": False,
+    }
+
+class Context:
+    function_name = "izgens-artifact-test"
+    function_version = "1"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:izgens-artifact-test"
+    memory_limit_in_mb = 512
+    aws_request_id = "artifact-test-request-1"
+    log_group_name = "/aws/lambda/izgens-artifact-test"
+    log_stream_name = "test"
+    def get_remaining_time_in_millis(self):
+        return 10_000
+
+method, path = sys.argv[2], sys.argv[3]
+anonymous = handler.handler(event(method, path, {}), Context())
+answered = time.perf_counter()
+forged = handler.handler(event(method, path, {"authorization": "Bearer not-a-jwt"}), Context())
+
+# the heavy dependencies the first requests did not need must load from the artifact too
+import importlib
+loaded = {}
+for name in ("psycopg", "jwt", "boto3", "pydantic_core", "fastapi", "mangum"):
+    try:
+        module = importlib.import_module(name)
+    except ImportError:
+        continue
+    loaded[name] = module.__file__
+try:
+    import psycopg
+    loaded["libpq"] = psycopg.pq.version()
+except ImportError:
+    pass
+print(json.dumps({
+    "anonymous": anonymous, "forged": forged, "loaded": loaded,
+    "import_ms": round((imported - started) * 1000, 1),
+    "first_request_ms": round((answered - imported) * 1000, 1),
+}))
+"""
+
+
+def _pick_function() -> tuple[str, tuple[str, str]]:
+    for name, route in CANDIDATES.items():
+        if (ROOT / "functions" / name / "handler.py").is_file():
+            return name, route
+    pytest.skip("no HTTP function has a handler.py yet")
+
+
+def _problem(response: dict) -> dict:
+    headers = {k.lower(): v for k, v in response.get("headers", {}).items()}
+    assert headers.get("content-type", "").startswith("application/problem+json"), headers
+    body = response["body"]
+    if response.get("isBase64Encoded"):  # Function URLs decode it before the client sees it
+        body = base64.b64decode(body)
+    return json.loads(body)
+
+
+@pytest.mark.timeout(180)
+def test_artifact_imports_and_answers_in_a_clean_virtualenv(tmp_path: Path) -> None:
+    name, (method, path) = _pick_function()
+    out = tmp_path / "out"
+    build = subprocess.run(
+        [sys.executable, str(PACKAGER), "--host", "--out", str(out), name],
+        capture_output=True, text=True, timeout=150, check=False, cwd=ROOT,
+    )
+    assert build.returncode == 0, build.stdout + build.stderr
+    assert f"{name} " in build.stdout  # the size table names the artifact
+    artifact = out / f"{name}.zip"
+
+    task = tmp_path / "task"
+    with zipfile.ZipFile(artifact) as zf:
+        names = zf.namelist()
+        assert "handler.py" in names and "izgens/__init__.py" in names
+        assert not any(n.startswith(("tests/", "functions/", "shared/")) for n in names)
+        zf.extractall(task)
+
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=False, system_site_packages=False, clear=True).create(env_dir)
+    python = env_dir / "bin" / "python"
+    environment = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "IZGENS_ENV": "prod",
+        "SUPABASE_URL": "https://abcdefghij.supabase.co",
+        "S3_BUCKET": "izgens-artifact-test",
+        "DATABASE_URL": "postgresql://nobody@127.0.0.1:9/nothing",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    # -I: ignore PYTHON* variables and the user site; -S: not even the venv's site-packages
+    run = subprocess.run(
+        [str(python), "-I", "-S", "-c", RUNNER, str(task), method, path],
+        capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path, env=environment,
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+
+    for key in ("anonymous", "forged"):
+        response = result[key]
+        assert response["statusCode"] == 401, response
+        assert _problem(response)["code"] == "unauthenticated", response
+    for module, location in result["loaded"].items():
+        if module != "libpq":
+            assert str(location).startswith(str(task)), (module, location)
+    assert {"fastapi", "mangum", "jwt"} <= set(result["loaded"]), result["loaded"]
+
+
+def test_zips_are_reproducible(tmp_path: Path) -> None:
+    """Same inputs, same bytes: unchanged functions are neither re-uploaded nor re-published."""
+    sys.path.insert(0, str(PACKAGER.parent))
+    try:
+        import package  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(PACKAGER.parent))
+    source = tmp_path / "src"
+    (source / "pkg").mkdir(parents=True)
+    (source / "pkg" / "a.py").write_text("A = 1\n")
+    (source / "b.txt").write_text("b\n")
+    first, second = tmp_path / "1.zip", tmp_path / "2.zip"
+    package.write_zip(first, package._files(source))
+    (source / "b.txt").touch()  # a newer mtime must not change the archive
+    package.write_zip(second, package._files(source))
+    assert first.read_bytes() == second.read_bytes()
+
+
+def test_dependencies_are_read_from_the_code() -> None:
+    sys.path.insert(0, str(PACKAGER.parent))
+    try:
+        import package  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(PACKAGER.parent))
+    name, _ = _pick_function()
+    reqs = {r.split("==")[0].split("[")[0].lower() for r in package.requirements(name, pin=True)}
+    # an HTTP function: the app stack, the database driver, token checks, the secrets client
+    assert {"fastapi", "mangum", "pydantic", "psycopg", "pyjwt", "boto3"} <= reqs, reqs
+    assert not reqs & {"pytest", "moto", "uvicorn", "cfn-lint", "aws-sam-translator"}, reqs
+    pinned = package.requirements(name, pin=True)
+    assert all("==" in r for r in pinned), pinned
+    assert any(r.startswith("psycopg[binary]") for r in pinned), pinned
