@@ -173,9 +173,7 @@ def third_party_imports(name: str) -> tuple[set[str], set[str], set[Path]]:
     stdlib = set(sys.stdlib_module_names)
     required: set[str] = set()
     optional: set[str] = set()
-    queue: list[tuple[Path, str | None, bool]] = [
-        (p, None, False) for p in function_modules(name)
-    ]
+    queue: list[tuple[Path, str | None, bool]] = [(p, None, False) for p in function_modules(name)]
     seen: set[Path] = set()
     while queue:
         path, package, is_optional = queue.pop()
@@ -259,7 +257,9 @@ def _target_python(host: bool) -> str | None:
         # pyenv installs that are not the selected version (the shim then refuses to run)
         *sorted(
             str(p)
-            for p in Path.home().glob(f".pyenv/versions/{LAMBDA_PYTHON}.*/bin/python{LAMBDA_PYTHON}")
+            for p in Path.home().glob(
+                f".pyenv/versions/{LAMBDA_PYTHON}.*/bin/python{LAMBDA_PYTHON}"
+            )
         ),
     ]
     for candidate in filter(None, candidates):
@@ -284,8 +284,21 @@ def _compile(directory: Path, python: str | None) -> None:
     subprocess.run(
         # -s/-p: record paths relative to the code root (/var/task on Lambda), not this
         # build directory, so the bytes do not depend on where the build ran
-        [python, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash",
-         "-s", str(directory), "-p", "/var/task", str(directory)],
+        [
+            python,
+            "-m",
+            "compileall",
+            "-q",
+            "-j",
+            "0",
+            "--invalidation-mode",
+            "unchecked-hash",
+            "-s",
+            str(directory),
+            "-p",
+            "/var/task",
+            str(directory),
+        ],
         check=False,  # a file some wheel ships for another Python version must not stop us
         stdout=subprocess.DEVNULL,
     )
@@ -308,7 +321,12 @@ def trim_botocore(target: Path, services: set[str] | None) -> None:
 
 
 def install_dependencies(
-    reqs: list[str], *, cache: Path, host: bool, constraints: Path | None, python: str | None,
+    reqs: list[str],
+    *,
+    cache: Path,
+    host: bool,
+    constraints: Path | None,
+    python: str | None,
     services: set[str] | None = None,
 ) -> Path:
     """pip install `reqs` into a directory keyed by what it holds (shared across functions)."""
@@ -325,15 +343,27 @@ def install_dependencies(
         (target / ".complete").write_text("")
         return target
     command = [
-        sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-        "--no-compile", "--no-warn-conflicts", "--no-warn-script-location",
-        "--target", str(target),
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-compile",
+        "--no-warn-conflicts",
+        "--no-warn-script-location",
+        "--target",
+        str(target),
     ]
     if not host:
         for tag in LAMBDA_PLATFORMS:
             command += ["--platform", tag]
         command += [
-            "--only-binary=:all:", "--python-version", LAMBDA_PYTHON, "--implementation", "cp",
+            "--only-binary=:all:",
+            "--python-version",
+            LAMBDA_PYTHON,
+            "--implementation",
+            "cp",
         ]
     if constraints is not None:
         command += ["--constraint", str(constraints)]
@@ -402,19 +432,27 @@ class Artifact:
 
 
 def _artifact(name: str, path: Path, entries: dict[str, Path], reqs: list[str]) -> Artifact:
-    return Artifact(
-        name, path, sum(p.stat().st_size for p in entries.values()), len(entries), reqs
-    )
+    return Artifact(name, path, sum(p.stat().st_size for p in entries.values()), len(entries), reqs)
 
 
 def build_function(
-    name: str, out: Path, *, host: bool, pin: bool, constraints: Path | None, python: str | None,
+    name: str,
+    out: Path,
+    *,
+    host: bool,
+    pin: bool,
+    constraints: Path | None,
+    python: str | None,
     full_botocore: bool = False,
 ) -> Artifact:
     reqs = requirements(name, pin=pin)
     services = None if full_botocore else aws_services(third_party_imports(name)[2])
     deps = install_dependencies(
-        reqs, cache=out / ".cache", host=host, constraints=constraints, python=python,
+        reqs,
+        cache=out / ".cache",
+        host=host,
+        constraints=constraints,
+        python=python,
         services=services,
     )
     code = stage_code(name, out / ".staging", python, with_library=True)
@@ -430,8 +468,14 @@ def build_function(
 
 
 def build_layer_variant(
-    names: list[str], out: Path, *, host: bool, pin: bool, constraints: Path | None,
-    python: str | None, full_botocore: bool = False,
+    names: list[str],
+    out: Path,
+    *,
+    host: bool,
+    pin: bool,
+    constraints: Path | None,
+    python: str | None,
+    full_botocore: bool = False,
 ) -> list[Artifact]:
     """The alternative: one layer with every dependency (+ izgens), thin function zips."""
     reqs = sorted({r for name in names for r in requirements(name, pin=pin)})
@@ -440,7 +484,11 @@ def build_layer_variant(
         found = None if full_botocore else aws_services(third_party_imports(name)[2])
         services = None if (found is None or services is None) else services | found
     deps = install_dependencies(
-        reqs, cache=out / ".cache", host=host, constraints=constraints, python=python,
+        reqs,
+        cache=out / ".cache",
+        host=host,
+        constraints=constraints,
+        python=python,
         services=services,
     )
     library = out / ".staging" / "_layer_library"
@@ -501,9 +549,7 @@ def print_table(title: str, artifacts: list[Artifact]) -> None:
 
 def available_functions() -> list[str]:
     return sorted(
-        p.name
-        for p in FUNCTIONS_DIR.iterdir()
-        if p.is_dir() and not p.name.startswith((".", "_"))
+        p.name for p in FUNCTIONS_DIR.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))
     )
 
 
@@ -512,19 +558,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", help="functions to build (default: all)")
     parser.add_argument("--out", type=Path, default=ROOT / ".package")
     parser.add_argument(
-        "--host", action="store_true",
+        "--host",
+        action="store_true",
         help="resolve wheels for this machine instead of Lambda arm64 (local tests)",
     )
     parser.add_argument(
-        "--no-pin", action="store_true",
+        "--no-pin",
+        action="store_true",
         help="let pip choose versions instead of pinning to this environment's",
     )
     parser.add_argument(
-        "--full-botocore", action="store_true",
+        "--full-botocore",
+        action="store_true",
         help="keep every AWS service model (default: only those the code creates clients for)",
     )
     parser.add_argument(
-        "--layer", action="store_true",
+        "--layer",
+        action="store_true",
         help="also build the shared-layer variant (layer.zip + thin zips) for comparison",
     )
     args = parser.parse_args(argv)
@@ -551,8 +601,13 @@ def main(argv: list[str] | None = None) -> int:
         constraints = None if args.no_pin else _constraints_file(Path(tmp))
         artifacts = [
             build_function(
-                name, out, host=args.host, pin=not args.no_pin, constraints=constraints,
-                python=python, full_botocore=args.full_botocore,
+                name,
+                out,
+                host=args.host,
+                pin=not args.no_pin,
+                constraints=constraints,
+                python=python,
+                full_botocore=args.full_botocore,
             )
             for name in ready
         ]
@@ -560,8 +615,13 @@ def main(argv: list[str] | None = None) -> int:
         print_table(f"per-function artifacts ({target}) in {out}", artifacts)
         if args.layer and ready:
             variant = build_layer_variant(
-                ready, out, host=args.host, pin=not args.no_pin, constraints=constraints,
-                python=python, full_botocore=args.full_botocore,
+                ready,
+                out,
+                host=args.host,
+                pin=not args.no_pin,
+                constraints=constraints,
+                python=python,
+                full_botocore=args.full_botocore,
             )
             print_table("shared-layer variant (for comparison; not deployed)", variant)
     for name in skipped:

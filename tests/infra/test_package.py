@@ -88,8 +88,23 @@ try:
     loaded["libpq"] = psycopg.pq.version()
 except ImportError:
     pass
+# boto3 with the service models the packager kept (and only those)
+services = json.loads(sys.argv[4])
+clients = {}
+if services:
+    import boto3
+    import botocore.exceptions
+    for service in services:
+        client = boto3.client(service, region_name="us-east-1",
+                              aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="x")
+        clients[service] = client.meta.service_model.service_name
+    try:
+        boto3.client("dynamodb", region_name="us-east-1")
+        clients["dynamodb"] = "present"
+    except botocore.exceptions.UnknownServiceError:
+        pass
 print(json.dumps({
-    "anonymous": anonymous, "forged": forged, "loaded": loaded,
+    "anonymous": anonymous, "forged": forged, "loaded": loaded, "clients": clients,
     "import_ms": round((imported - started) * 1000, 1),
     "first_request_ms": round((answered - imported) * 1000, 1),
 }))
@@ -114,11 +129,17 @@ def _problem(response: dict) -> dict:
 
 @pytest.mark.timeout(180)
 def test_artifact_imports_and_answers_in_a_clean_virtualenv(tmp_path: Path) -> None:
+    package = _packager()
     name, (method, path) = _pick_function()
+    services = package.aws_services(package.third_party_imports(name)[2]) or set()
     out = tmp_path / "out"
     build = subprocess.run(
         [sys.executable, str(PACKAGER), "--host", "--out", str(out), name],
-        capture_output=True, text=True, timeout=150, check=False, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=150,
+        check=False,
+        cwd=ROOT,
     )
     assert build.returncode == 0, build.stdout + build.stderr
     assert f"{name} " in build.stdout  # the size table names the artifact
@@ -146,8 +167,23 @@ def test_artifact_imports_and_answers_in_a_clean_virtualenv(tmp_path: Path) -> N
     }
     # -I: ignore PYTHON* variables and the user site; -S: not even the venv's site-packages
     run = subprocess.run(
-        [str(python), "-I", "-S", "-c", RUNNER, str(task), method, path],
-        capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path, env=environment,
+        [
+            str(python),
+            "-I",
+            "-S",
+            "-c",
+            RUNNER,
+            str(task),
+            method,
+            path,
+            json.dumps(sorted(services)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+        env=environment,
     )
     assert run.returncode == 0, run.stderr[-4000:]
     result = json.loads(run.stdout.strip().splitlines()[-1])
@@ -160,15 +196,23 @@ def test_artifact_imports_and_answers_in_a_clean_virtualenv(tmp_path: Path) -> N
         if module != "libpq":
             assert str(location).startswith(str(task)), (module, location)
     assert {"fastapi", "mangum", "jwt"} <= set(result["loaded"]), result["loaded"]
+    # the config's secrets overlay needs secretsmanager everywhere; unused models are gone
+    assert "secretsmanager" in services
+    assert result["clients"] == {s: s for s in services}, result["clients"]
 
 
-def test_zips_are_reproducible(tmp_path: Path) -> None:
-    """Same inputs, same bytes: unchanged functions are neither re-uploaded nor re-published."""
+def _packager():
     sys.path.insert(0, str(PACKAGER.parent))
     try:
         import package  # type: ignore[import-not-found]
     finally:
         sys.path.remove(str(PACKAGER.parent))
+    return package
+
+
+def test_zips_are_reproducible(tmp_path: Path) -> None:
+    """Same inputs, same bytes: unchanged functions are neither re-uploaded nor re-published."""
+    package = _packager()
     source = tmp_path / "src"
     (source / "pkg").mkdir(parents=True)
     (source / "pkg" / "a.py").write_text("A = 1\n")
@@ -181,11 +225,7 @@ def test_zips_are_reproducible(tmp_path: Path) -> None:
 
 
 def test_dependencies_are_read_from_the_code() -> None:
-    sys.path.insert(0, str(PACKAGER.parent))
-    try:
-        import package  # type: ignore[import-not-found]
-    finally:
-        sys.path.remove(str(PACKAGER.parent))
+    package = _packager()
     name, _ = _pick_function()
     reqs = {r.split("==")[0].split("[")[0].lower() for r in package.requirements(name, pin=True)}
     # an HTTP function: the app stack, the database driver, token checks, the secrets client

@@ -193,6 +193,8 @@ def test_the_key_is_absent_from_every_log_record(
     caplog.set_level(logging.DEBUG)
     caplog.set_level(logging.DEBUG, logger="httpx")
     caplog.set_level(logging.DEBUG, logger="httpcore")
+    # other servers in this session may have configured uvicorn's loggers quieter
+    caplog.set_level(logging.INFO, logger="uvicorn.access")
     invoice = plisio.create_invoice(**invoice_args())
     plisio.get_operation(invoice.txn_id)
     plisio.find_operations("order-1")
