@@ -12,6 +12,12 @@ the version installed there, so what ships is what the tests ran against. pip re
 for Lambda (arm64, CPython 3.12, binary wheels only); `--host` resolves them for this
 machine instead, so an artifact can be imported and exercised locally (tests/infra).
 
+botocore ships the models of ~450 AWS services (~20 MB); only those the code creates
+clients for (`client("s3")`, `client("secretsmanager")`, found the same way) and STS/SSO are
+kept (`--full-botocore` keeps all). boto3 itself is bundled, not taken from the runtime:
+its version is then the one tested here, and izgens.storage needs botocore >= 1.36
+(`request_checksum_calculation`), newer than some runtime releases carried.
+
 Modules are precompiled to `.pyc` (unchecked-hash, so zip timestamps never invalidate them)
 with a CPython of the target version: /var/task is read-only, so a Lambda without them
 compiles every module on every cold start. Zips are reproducible (sorted entries, fixed

@@ -1,20 +1,23 @@
 """The dev server: every HTTP function mounted under its name, plus dev-only helpers.
 
-Dev-only routes live here and never in the functions: `/dev/users`, `/dev/credits`, the
-JWKS that stands in for Supabase Auth's, and the console at `/`.
+Dev-only routes live here and never in the functions: `/dev/users`, `/dev/credits`,
+`/dev/plisio/pay`, the JWKS that stands in for Supabase Auth's, and the console at `/`.
 """
 
 from __future__ import annotations
 
+import hmac
 import importlib
 import importlib.util
 import uuid
-from typing import Any
+from decimal import Decimal
+from typing import Any, Literal
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from izgens import credits
+from izgens.config import get_settings
 from izgens.db import get_database
 from izgens.http import create_app
 from izgens_local.devauth import DevSigner
@@ -43,6 +46,47 @@ class Grant(BaseModel):
     credits: int = Field(gt=0, le=10_000_000)
 
 
+class PlisioPay(BaseModel):
+    """`POST /dev/plisio/pay`: what the buyer does on the simulator's invoice page."""
+
+    model_config = ConfigDict(extra="forbid")
+    purchase_id: uuid.UUID
+    status: Literal["completed", "mismatch", "expired", "cancelled", "error"]
+    amount: Decimal | None = Field(None, ge=0, le=10**12)
+
+
+def pay_in_plisio_sim(body: PlisioPay) -> Any:
+    """Drive the Plisio simulator's `/sim/pay` for a purchase's invoice: it sends the
+    signed callbacks (`pending` first when money arrives, then the final status) to the
+    invoice's callback URL before answering."""
+    import httpx
+
+    from izgens.http import problem
+
+    base = get_settings().plisio_base_url.rstrip("/")
+    host = httpx.URL(base).host
+    if host not in ("127.0.0.1", "localhost", "::1") or not base.endswith("/api/v1"):
+        return problem(409, "no_simulator", "PLISIO_BASE_URL is not the Plisio simulator")
+    request = {"order_number": str(body.purchase_id), "status": body.status}
+    if body.amount is not None:
+        request["amount"] = format(body.amount, "f")
+    try:
+        answer = httpx.post(base.removesuffix("/api/v1") + "/sim/pay", json=request, timeout=60)
+    except httpx.HTTPError as exc:
+        return problem(
+            503, "simulator_unavailable", "The Plisio simulator is unreachable", str(exc)
+        )
+    if answer.status_code != 200:
+        codes = {404: "not_found", 409: "invalid_transition", 422: "invalid_request"}
+        try:
+            detail = str(answer.json().get("error", ""))
+        except ValueError:
+            detail = answer.text[:500]
+        code = codes.get(answer.status_code, "simulator_error")
+        return problem(answer.status_code, code, "The Plisio simulator refused", detail)
+    return answer.json()
+
+
 def create_dev_app(signer: DevSigner) -> FastAPI:
     app = create_app("dev", title="izgens dev server")
 
@@ -68,6 +112,21 @@ def create_dev_app(signer: DevSigner) -> FastAPI:
             get_database(), body.user_id, body.credits, f"dev:{uuid.uuid4()}", "dev grant"
         )
         return {"user_id": str(body.user_id), "balance": entry.balance_after}
+
+    @app.post("/dev/plisio/pay")
+    def plisio_pay(body: PlisioPay) -> Any:
+        return pay_in_plisio_sim(body)
+
+    @app.delete("/auth/v1/admin/users/{user_id}", include_in_schema=False)
+    def admin_delete_user(user_id: uuid.UUID, request: Request) -> Response:
+        """Stands in for Supabase Auth's Admin API (`auth.admin.delete_user`): needs the
+        service key, hard-deletes the user (cascading as on Supabase); 404 when unknown."""
+        key = get_settings().supabase_service_key
+        given = request.headers.get("apikey", "")
+        if key is None or not hmac.compare_digest(given.encode(), key.get_secret_value().encode()):
+            return Response(status_code=401)
+        row = get_database().one("delete from auth.users where id = %s returning id", (user_id,))
+        return Response(status_code=200 if row else 404)
 
     @app.get("/health", include_in_schema=False)
     def health() -> dict[str, Any]:

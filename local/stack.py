@@ -125,6 +125,7 @@ def dev_environment(ports: DevPorts, database_url: str) -> dict[str, str]:
         "PLISIO_SECRET_KEY": "dev-plisio-secret",
         "PLISIO_BASE_URL": f"http://127.0.0.1:{ports.plisio}/api/v1",
         "CALLBACK_SIGNING_KEY": "dev-callback-signing-key-000000000000",
+        "SUPABASE_SERVICE_KEY": "dev-supabase-service-key",
         "PUBLIC_BASE_URLS": f"status={base}/status,plisio_webhook={base}/plisio_webhook",
         "FRONTEND_URL": base,
     }
@@ -177,6 +178,8 @@ def running_stack(ports: DevPorts) -> Iterator[Stack]:
             start_s3(stack)
         if "BYTEPLUS_BASE_URL" in applied:
             start_byteplus_sim(stack)
+        if "PLISIO_BASE_URL" in applied:
+            start_plisio_sim(stack)
         yield stack
     finally:
         stack.stop()
@@ -200,6 +203,19 @@ def start_byteplus_sim(stack: Stack) -> None:
 
     config = SimConfig.from_env()
     sim = SimServer(config, port=stack.ports.byteplus).start()
+    stack.stoppers.append(sim.stop)
+
+
+def start_plisio_sim(stack: Stack) -> None:
+    """The Plisio simulator on its port, accepting exactly PLISIO_SECRET_KEY; invoice URLs
+    point at it, so a browser can pay there."""
+    from izgens_local.plisio_sim import SimConfig, create_app
+
+    config = SimConfig(
+        secret_key=os.environ["PLISIO_SECRET_KEY"],
+        public_url=f"http://127.0.0.1:{stack.ports.plisio}",
+    )
+    sim = ThreadedServer(create_app(config), stack.ports.plisio, name="plisio-sim").start()
     stack.stoppers.append(sim.stop)
 
 

@@ -176,3 +176,62 @@ def api(dev_server: DevServer, db: Database) -> Iterator[httpx.Client]:
     """An HTTP client for the dev server, whose functions use this test's database."""
     with httpx.Client(base_url=dev_server.base, timeout=30) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def local_s3() -> Iterator[object]:
+    """moto S3 with the bucket and the videos/ → SQS notification; a pump feeds the events
+    to `video_stored` (whatever database the current test points the settings at)."""
+    from izgens_functions.video_stored.handler import handle_event
+    from izgens_local.s3 import start_local_s3
+
+    s3 = start_local_s3(0, bucket="izgens-test")
+    pump = s3.pump(handle_event)
+    try:
+        yield s3
+    finally:
+        pump.stop()
+        s3.stop()
+
+
+@pytest.fixture(scope="session")
+def byteplus_sim() -> Iterator[object]:
+    """The Seedance simulator with short delays and the real account limits."""
+    from izgens_local.byteplus_sim import SimConfig, SimServer
+
+    with SimServer(SimConfig(api_key="test-byteplus-key", delay=0.3)) as sim:
+        yield sim
+
+
+@pytest.fixture
+def services(
+    local_s3: object,
+    byteplus_sim: object,
+    dev_server: DevServer,
+    db: Database,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[dict[str, object]]:
+    """Settings pointed at moto, the simulator and the dev server for this test."""
+    from izgens.generations import reset_provider
+    from izgens.storage import get_storage
+
+    sim_host = byteplus_sim.url.removeprefix("http://")  # type: ignore[attr-defined]
+    env = {
+        **local_s3.env(),  # type: ignore[attr-defined]
+        "BYTEPLUS_BASE_URL": byteplus_sim.api_url,  # type: ignore[attr-defined]
+        "BYTEPLUS_API_KEY": "test-byteplus-key",
+        "BYTEPLUS_VIDEO_HOSTS": sim_host,
+        "CALLBACK_SIGNING_KEY": "test-callback-signing-key-0123456789",
+        "PUBLIC_BASE_URLS": f"status={dev_server.base}/status",
+        "SUPABASE_SERVICE_KEY": "test-supabase-service-key",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    reset_settings()
+    get_storage.cache_clear()
+    reset_provider()
+    try:
+        yield {"s3": local_s3, "sim": byteplus_sim, "env": env}
+    finally:
+        get_storage.cache_clear()
+        reset_provider()

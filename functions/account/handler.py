@@ -1,4 +1,5 @@
-"""The `account` function: the caller's profile, age confirmation and credit ledger.
+"""The `account` function: the caller's profile, age confirmation, credit ledger, and buying
+credits (packs, checkout, purchases).
 
 Thin by design: parse, authorize, call the library, shape the response.
 """
@@ -7,12 +8,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import Query
-from pydantic import BaseModel, ConfigDict, field_validator
+from fastapi import Header, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from izgens import accounts, credits
-from izgens.http import CurrentUser, Db, create_app, lambda_handler
+from izgens import accounts, credits, payments
+from izgens.http import CurrentUser, Db, client_ip, create_app, lambda_handler
 from izgens.paging import DEFAULT_LIMIT, MAX_LIMIT, Page
+
+__all__ = ["app", "handler"]
 
 app = create_app("account", title="izgens account", description="Profile, age gate, credits.")
 
@@ -30,8 +33,15 @@ class AgeConfirmation(BaseModel):
         return value
 
 
+class CheckoutRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    pack_id: str = Field(min_length=1, max_length=40, pattern=r"^[a-z0-9_-]+$")
+
+
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 Cursor = Annotated[str | None, Query(max_length=200)]
+IdempotencyKey = Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=255)]
 
 
 @app.get("/me", response_model=accounts.Account)
@@ -49,6 +59,37 @@ def get_ledger(
     user: CurrentUser, db: Db, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> Page[credits.LedgerEntry]:
     return credits.ledger_page(db, user.id, limit=limit, cursor=cursor)
+
+
+@app.get("/packs", response_model=list[payments.Pack])
+def get_packs(user: CurrentUser, db: Db) -> list[payments.Pack]:
+    return payments.list_packs(db)
+
+
+@app.post("/checkout", status_code=201, response_model=payments.Checkout)
+def checkout(
+    body: CheckoutRequest,
+    request: Request,
+    user: CurrentUser,
+    db: Db,
+    idempotency_key: IdempotencyKey,
+) -> payments.Checkout:
+    """A pending purchase and its Plisio invoice; the same Idempotency-Key again answers
+    the same purchase and invoice, another pack with that key is 409."""
+    return payments.start_checkout(
+        db,
+        user_id=user.id,
+        pack_id=body.pack_id,
+        idempotency_key=idempotency_key,
+        client_ip=client_ip(request),
+    )
+
+
+@app.get("/purchases", response_model=Page[payments.Purchase])
+def get_purchases(
+    user: CurrentUser, db: Db, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> Page[payments.Purchase]:
+    return payments.list_purchases(db, user.id, limit=limit, cursor=cursor)
 
 
 handler = lambda_handler(app)

@@ -34,13 +34,20 @@ def handle_event(event: dict[str, Any]) -> dict[str, int]:
             counts["ignored"] += 1  # deleted since: nothing to record
             continue
         try:
-            life.complete(uuid.UUID(generation_id), record.key, info.etag, info.size, info.content_type)
+            life.complete(
+                uuid.UUID(generation_id), record.key, info.etag, info.size, info.content_type
+            )
             counts["completed"] += 1
         except errors.NotFound:
             life.storage.delete(record.key)  # its generation (or account) is gone
             counts["discarded"] += 1
         except errors.InvalidTransition as exc:
-            log_event(logger, "video for a generation that cannot complete", generation=generation_id, state=exc.current)
+            log_event(
+                logger,
+                "video for a generation that cannot complete",
+                generation=generation_id,
+                state=exc.current,
+            )
             counts["ignored"] += 1
     log_event(logger, "video events handled", **counts)
     return counts

@@ -91,6 +91,16 @@ def cmd_credits(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_purchases(args: argparse.Namespace) -> int:
+    from izgens import payments
+
+    purchase = uuid.UUID(args.id)
+    with _db() as db:
+        details = payments.get_purchase_details(db, purchase)
+    _out(details.model_dump())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="izgens", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -121,6 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--user", required=True)
     show.add_argument("--limit", type=int, default=20)
     cred.set_defaults(func=cmd_credits)
+
+    purchases = sub.add_parser("purchases", help="look into purchases (support)")
+    purchases_sub = purchases.add_subparsers(dest="action", required=True)
+    show_purchase = purchases_sub.add_parser(
+        "show", help="a purchase and every payment event recorded for it, as JSON"
+    )
+    show_purchase.add_argument("id", help="purchase id (uuid; Plisio's order_number)")
+    purchases.set_defaults(func=cmd_purchases)
     return parser
 
 

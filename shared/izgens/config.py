@@ -23,6 +23,7 @@ DEV_SECRETS = frozenset(
         "dev-plisio-secret",
         "dev-callback-signing-key-000000000000",
         "dev-s3-secret",
+        "dev-supabase-service-key",
     }
 )
 
@@ -62,6 +63,8 @@ class Settings(BaseModel):
 
     byteplus_api_key: SecretStr | None = None
     byteplus_base_url: str = "https://ark.ap-southeast.bytepluses.com/api/v3"
+    # per request; a create that outlives it is ambiguous and left for reconciliation
+    byteplus_timeout_seconds: float = Field(15.0, gt=0, le=120)
     byteplus_video_hosts: list[str] = [
         ".bytepluses.com",
         ".volces.com",

@@ -585,7 +585,11 @@ def _shared_provider(settings: Settings) -> BytePlusClient:
 
         if not settings.byteplus_api_key:
             raise errors.ProviderUnavailable("the video service is not configured")
-        _provider = BytePlusClient(settings.byteplus_base_url, settings.byteplus_api_key.get_secret_value())
+        _provider = BytePlusClient(
+            settings.byteplus_base_url,
+            settings.byteplus_api_key.get_secret_value(),
+            timeout=settings.byteplus_timeout_seconds,
+        )
     return _provider
 
 

@@ -234,3 +234,25 @@ def test_dependencies_are_read_from_the_code() -> None:
     pinned = package.requirements(name, pin=True)
     assert all("==" in r for r in pinned), pinned
     assert any(r.startswith("psycopg[binary]") for r in pinned), pinned
+
+
+def test_deploy_template_points_at_the_artifacts(tmp_path: Path) -> None:
+    from cfnlint.decode import decode_str
+
+    package = _packager()
+    names = {p.name for p in (ROOT / "functions").iterdir() if p.is_dir() and p.name[0] not in "._"}
+    written = package.write_template(tmp_path, names)
+    assert written is not None
+    tmpl, errors = decode_str(written.read_text())
+    assert not errors
+    code_uris = {
+        logical_id: r["Properties"]["CodeUri"]
+        for logical_id, r in tmpl["Resources"].items()
+        if r["Type"] == "AWS::Serverless::Function"
+    }
+    assert sorted(code_uris.values()) == sorted(f"{n}.zip" for n in names)
+    # nothing but the CodeUris changed
+    original, _ = decode_str((ROOT / "infra" / "template.yaml").read_text())
+    for logical_id in code_uris:
+        original["Resources"][logical_id]["Properties"]["CodeUri"] = code_uris[logical_id]
+    assert tmpl == original

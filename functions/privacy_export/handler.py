@@ -1,0 +1,39 @@
+"""The `privacy_export` function: data exports and account deletion, as the privacy policy
+promises them (docs/privacy.md)."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import Response
+
+from izgens.http import CurrentUser, create_app, lambda_handler
+from izgens.privacy import DeletionView, ExportView, Privacy
+
+app = create_app(
+    "privacy_export", title="izgens privacy", description="Data exports and account deletion."
+)
+
+
+@app.post("/privacy/exports", status_code=202, response_model=ExportView)
+def request_export(user: CurrentUser) -> ExportView:
+    return Privacy.from_settings().request_export(user.id)
+
+
+@app.get("/privacy/exports/{export_id}", response_model=ExportView)
+def get_export(export_id: uuid.UUID, user: CurrentUser) -> ExportView:
+    return Privacy.from_settings().get_export(user.id, export_id)
+
+
+@app.post("/privacy/deletion", status_code=202, response_model=DeletionView)
+def request_deletion(user: CurrentUser) -> DeletionView:
+    return Privacy.from_settings().request_deletion(user.id)
+
+
+@app.delete("/privacy/deletion", status_code=204)
+def cancel_deletion(user: CurrentUser) -> Response:
+    Privacy.from_settings().cancel_deletion(user.id)
+    return Response(status_code=204)
+
+
+handler = lambda_handler(app)
