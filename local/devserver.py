@@ -11,9 +11,12 @@ import importlib
 import importlib.util
 import uuid
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import FastAPI, Request, Response
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
 from izgens import credits
@@ -25,6 +28,7 @@ from izgens_local.devauth import DevSigner
 __all__ = ["HTTP_FUNCTIONS", "create_dev_app", "load_function"]
 
 HTTP_FUNCTIONS = ("generate", "status", "account", "plisio_webhook", "privacy_export")
+STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 
 def load_function(name: str) -> Any:
@@ -95,10 +99,19 @@ def create_dev_app(signer: DevSigner) -> FastAPI:
         return signer.jwks()
 
     @app.post("/dev/users", status_code=201)
-    def create_user(body: NewUser) -> dict[str, Any]:
+    def create_user(body: NewUser, response: Response) -> dict[str, Any]:
+        """Sign in as `email`: its existing user (200), else a new one (201)."""
         db = get_database()
-        user_id = uuid.uuid4()
-        db.execute("insert into auth.users (id, email) values (%s, %s)", (user_id, body.email))
+        found = db.one(
+            "select id from auth.users where lower(email) = lower(%s) order by created_at limit 1",
+            (body.email,),
+        )
+        if found:
+            user_id = found["id"]
+            response.status_code = 200
+        else:
+            user_id = uuid.uuid4()
+            db.execute("insert into auth.users (id, email) values (%s, %s)", (user_id, body.email))
         db.one("select * from izgens.ensure_profile(%s)", (user_id,))
         return {
             "user_id": str(user_id),
@@ -133,6 +146,12 @@ def create_dev_app(signer: DevSigner) -> FastAPI:
         get_database().one("select 1 as ok")
         return {"ok": True, "functions": available_functions()}
 
+    @app.get("/", include_in_schema=False)
+    def console() -> FileResponse:
+        """The dev console: a static page calling the public routes with the user's token."""
+        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-store"})
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for name in available_functions():
         app.mount(f"/{name}", load_function(name).app)
     return app

@@ -1,15 +1,20 @@
 """`make dev`: the whole system on one machine.
 
-One Python process runs the dev server, the simulators, the S3 emulator and the event
-pump in threads; Postgres is the only child process, and it is stopped on the way out, so
-Ctrl-C leaves nothing behind. Every setting already in the environment wins over the dev
-defaults; setting a service's base URL swaps its simulator for the real service.
+One Python process runs the dev server, the simulators, the S3 emulator, the event
+pump and the cleanup schedule (`izgens_local.scheduler`) in threads; Postgres is the only
+child process, and it is stopped on the way out (`pg_ctl stop`), so Ctrl-C (or SIGTERM)
+leaves nothing behind. Every setting already in the environment wins over the dev defaults;
+setting a service's base URL swaps its simulator for the real service.
+
+The dev user gets `DEV_USER_CREDITS` credits and a confirmed age on its first start (once:
+the grant's ref is fixed), so the banner's curl for a first generation works as printed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import sys
 import threading
@@ -32,6 +37,8 @@ __all__ = [
 
 DEV_USER_ID = uuid.UUID("00000000-0000-4000-8000-00000000d3e0")
 DEV_USER_EMAIL = "dev@izgens.local"
+DEV_USER_CREDITS = 200  # granted once, on the first start (ref DEV_WELCOME_REF)
+DEV_WELCOME_REF = "dev-stack:welcome"
 
 
 class PortInUse(SystemExit):
@@ -158,13 +165,14 @@ def running_stack(ports: DevPorts) -> Iterator[Stack]:
     from izgens.db import reset_database
     from izgens_local.devauth import DevSigner
 
-    for port, what, var in (
-        (ports.dev, "dev server", "IZGENS_DEV_PORT"),
-        (ports.byteplus, "Seedance simulator", "IZGENS_BYTEPLUS_SIM_PORT"),
-        (ports.plisio, "Plisio simulator", "IZGENS_PLISIO_SIM_PORT"),
-        (ports.s3, "S3 emulator", "IZGENS_S3_PORT"),
+    for port, what, var, real in (
+        (ports.dev, "dev server", "IZGENS_DEV_PORT", None),
+        (ports.byteplus, "Seedance simulator", "IZGENS_BYTEPLUS_SIM_PORT", "BYTEPLUS_BASE_URL"),
+        (ports.plisio, "Plisio simulator", "IZGENS_PLISIO_SIM_PORT", "PLISIO_BASE_URL"),
+        (ports.s3, "S3 emulator", "IZGENS_S3_PORT", "S3_ENDPOINT_URL"),
     ):
-        ensure_free(port, what, var)
+        if not (real and os.environ.get(real)):  # a real service needs no local port
+            ensure_free(port, what, var)
     pg = start_database()
     stack = Stack(ports=ports, pg=pg, signer=None)
     try:
@@ -219,24 +227,57 @@ def start_plisio_sim(stack: Stack) -> None:
     stack.stoppers.append(sim.stop)
 
 
-def _banner(stack: Stack, token: str) -> str:
+def _part(variable: str, simulated: str, label: str) -> str:
+    """The URL a part is reached at, and whether it is the simulator or the real service."""
+    url = os.environ.get(variable) or simulated
+    return f"{url}   ({label})" if url == simulated else f"{url}   (REAL service, {variable})"
+
+
+def _banner(stack: Stack, token: str, balance: int, cleanup_interval: float) -> str:
     base = stack.base
+    ports = stack.ports
+    s3 = _part("S3_ENDPOINT_URL", f"http://127.0.0.1:{ports.s3}", "moto S3 emulator")
+    bucket = os.environ.get("S3_BUCKET", "")
+    byteplus = _part(
+        "BYTEPLUS_BASE_URL", f"http://127.0.0.1:{ports.byteplus}/api/v3", "Seedance simulator"
+    )
+    plisio = _part("PLISIO_BASE_URL", f"http://127.0.0.1:{ports.plisio}/api/v1", "Plisio simulator")
+    cleanup = (
+        f"every {cleanup_interval:g} s (IZGENS_CLEANUP_INTERVAL; 0 = off)"
+        if cleanup_interval > 0
+        else "off (IZGENS_CLEANUP_INTERVAL=0); run it with: izgens cleanup --now"
+    )
     return f"""
 izgens dev stack is up
-  dev server        {base}   (functions under /<name>/..., OpenAPI at /<name>/openapi.json)
+  console           {base}/
+  dev server        {base}   every function under /<name>/..., its OpenAPI at /<name>/openapi.json
+  health            {base}/health
+  Seedance          {byteplus}
+  Plisio            {plisio}
+  S3                {s3}, bucket {bucket}
   Postgres          {stack.pg.url}
+  cleanup           {cleanup}
   data kept in      {state_dir()}
 
-dev user {DEV_USER_EMAIL} ({DEV_USER_ID}); its access token (valid 12 h):
+dev user {DEV_USER_EMAIL} ({DEV_USER_ID}), balance {balance} credits, age confirmed;
+its access token (valid 12 h):
+
   export TOKEN={token}
 
-  curl -s {base}/account/me -H "Authorization: Bearer $TOKEN"
+a first generation (then watch it with the second command):
+
+  curl -s -X POST {base}/generate/generations -H "Authorization: Bearer $TOKEN" \\
+    -H "Content-Type: application/json" -H "Idempotency-Key: $(date +%s)" \\
+    -d '{{"prompt": "a paper boat drifting down a mountain river"}}'
+  curl -s "{base}/status/generations?limit=1" -H "Authorization: Bearer $TOKEN"
 
 Ctrl-C stops everything.
 """
 
 
-def ensure_dev_user(stack: Stack) -> str:
+def ensure_dev_user(stack: Stack) -> tuple[str, int]:
+    """The dev user, adult, with its welcome credits (granted once); its token and balance."""
+    from izgens import accounts, credits
     from izgens.db import get_database
 
     db = get_database()
@@ -245,7 +286,22 @@ def ensure_dev_user(stack: Stack) -> str:
         (DEV_USER_ID, DEV_USER_EMAIL),
     )
     db.one("select * from izgens.ensure_profile(%s)", (DEV_USER_ID,))
-    return stack.signer.token(DEV_USER_ID, DEV_USER_EMAIL, ttl=12 * 3600)
+    accounts.confirm_age(db, DEV_USER_ID)
+    credits.grant(db, DEV_USER_ID, DEV_USER_CREDITS, DEV_WELCOME_REF, "dev stack welcome")
+    balance = accounts.get_account(db, DEV_USER_ID).balance
+    return stack.signer.token(DEV_USER_ID, DEV_USER_EMAIL, ttl=12 * 3600), balance
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def start_scheduler(stack: Stack, interval: float) -> None:
+    """`cleanup` on a short interval, as EventBridge runs it on AWS (stopped with the stack)."""
+    from izgens_local.scheduler import CleanupScheduler
+
+    scheduler = CleanupScheduler(interval, first_delay=min(interval, 1.0)).start()
+    stack.stoppers.append(scheduler.stop)
 
 
 def run_dev() -> int:
@@ -254,20 +310,33 @@ def run_dev() -> int:
     from izgens.logs import configure_logging
     from izgens_local.devserver import create_dev_app
 
-    ports = DevPorts.from_env()
+    from izgens_local.scheduler import interval_from_env
+
+    try:
+        ports = DevPorts.from_env()
+        cleanup_interval = interval_from_env()
+    except ValueError as exc:
+        sys.stderr.write(f"izgens dev: {exc}\n")
+        return 2
+    # until uvicorn installs its own handlers, SIGTERM unwinds like Ctrl-C (Postgres stops)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         with running_stack(ports) as stack:
             configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
             app = create_dev_app(stack.signer)
-            token = ensure_dev_user(stack)
+            token, balance = ensure_dev_user(stack)
+            start_scheduler(stack, cleanup_interval)
             config = uvicorn.Config(
                 app, host="127.0.0.1", port=ports.dev, log_level="warning", lifespan="off"
             )
             server = uvicorn.Server(config)
-            sys.stdout.write(_banner(stack, token))
+            sys.stdout.write(_banner(stack, token, balance, cleanup_interval))
             sys.stdout.flush()
-            server.run()
+            server.run()  # until Ctrl-C; uvicorn then re-raises the signal it caught
     except PortInUse as exc:
         sys.stderr.write(f"izgens dev: {exc}\n")
         return 2
+    except KeyboardInterrupt:
+        pass
+    sys.stderr.write("izgens dev: stopped\n")
     return 0

@@ -434,7 +434,8 @@ class BytePlusClient:
         if status == 408 or status >= 500:
             return ProviderUnavailable(what, provider_code=code)
         if 400 <= status < 500:
-            return ProviderRejected(what, provider_code=code)
+            reason = self._scrub(message.split(" Request id:", 1)[0].strip())[:300]
+            return ProviderRejected(what, provider_code=code, provider_message=reason or None)
         return ProviderUnavailable(what, provider_code=code)
 
     def _parse(self, model: type[M], data: Any) -> M:

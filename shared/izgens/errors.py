@@ -137,9 +137,17 @@ class ProviderError(IzgensError):
     code = "provider_error"
     title = "An external service failed"
 
-    def __init__(self, detail: str | None = None, *, provider_code: str | None = None) -> None:
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        provider_code: str | None = None,
+        provider_message: str | None = None,
+    ) -> None:
         super().__init__(detail)
         self.provider_code = provider_code
+        # the provider's own words, fit to show the user (no URLs, keys or request ids)
+        self.provider_message = provider_message
 
 
 class ProviderRejected(ProviderError):

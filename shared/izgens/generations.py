@@ -348,9 +348,14 @@ class Lifecycle:
                 **catalog.task_parameters(spec),
             )
         except errors.ProviderRejected as exc:
-            self.fail(gen.id, exc.provider_code or exc.code, exc.detail)
+            reason = exc.provider_message or "the video service refused the request"
+            self.fail(gen.id, exc.provider_code or exc.code, reason)
             log_event(logger, "provider refused generation", generation=str(gen.id), provider_code=exc.provider_code)
-            raise
+            raise errors.ProviderRejected(
+                f"{reason} (generation {gen.id} was refunded)",
+                provider_code=exc.provider_code,
+                provider_message=exc.provider_message,
+            ) from exc
         except errors.ProviderRateLimited:
             self.db.one("select * from izgens.defer_submission(%s)", (gen.id,))
             log_event(logger, "provider at capacity; generation queued", generation=str(gen.id))

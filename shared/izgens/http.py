@@ -146,6 +146,8 @@ async def _izgens_error(request: Request, exc: Exception) -> JSONResponse:
     extra: dict[str, Any] = {}
     if isinstance(exc, errors.InsufficientCredits):
         extra = {"balance": exc.balance, "required": exc.required}
+    elif isinstance(exc, errors.ProviderRejected) and exc.provider_code:
+        extra = {"provider_code": exc.provider_code}
     if status >= 500:
         log_event(logger, "request failed", logging.WARNING, code=exc.code, status=status)
     return problem(status, exc.code, exc.title, exc.detail, headers=headers, extra=extra)

@@ -331,8 +331,7 @@ class Privacy:
     def delete_expired_references(self, limit: int) -> int:
         rows = self.db.all("select key from izgens.claim_expired_references(%s)", (limit,))
         keys = [r["key"] for r in rows]
-        for key in keys:
-            self.storage.delete(key)
+        self.storage.delete_keys(keys)
         if keys:
             self.db.execute("delete from public.reference_uploads where key = any(%s)", (keys,))
         return len(keys)

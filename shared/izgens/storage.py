@@ -596,22 +596,26 @@ class Storage:
         while True:
             extra = {"ContinuationToken": token} if token else {}
             page = self._call("list_objects_v2", Prefix=prefix, MaxKeys=self._page_size, **extra)
-            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
-            if keys:
-                result = self._call("delete_objects", Delete={"Objects": keys, "Quiet": True})
-                errors = result.get("Errors") or []
-                if errors:
-                    first = errors[0]
-                    raise ProviderUnavailable(
-                        f"could not delete {len(errors)} objects under {prefix}",
-                        provider_code=str(first.get("Code", "")),
-                    )
-                deleted += len(keys)
+            deleted += self.delete_keys([item["Key"] for item in page.get("Contents", [])])
             if not page.get("IsTruncated"):
                 break
             token = page.get("NextContinuationToken")
         self._abort_uploads(prefix)
         return deleted
+
+    def delete_keys(self, keys: list[str]) -> int:
+        """Delete these objects, a page of 1000 per request; missing ones count as deleted."""
+        for start in range(0, len(keys), self._page_size):
+            batch = [{"Key": self._checked_key(k)} for k in keys[start : start + self._page_size]]
+            result = self._call("delete_objects", Delete={"Objects": batch, "Quiet": True})
+            errors = result.get("Errors") or []
+            if errors:
+                first = errors[0]
+                raise ProviderUnavailable(
+                    f"could not delete {len(errors)} of {len(batch)} objects",
+                    provider_code=str(first.get("Code", "")),
+                )
+        return len(keys)
 
     def _abort_uploads(self, prefix: str) -> None:
         key_marker: str | None = None

@@ -10,8 +10,8 @@ from __future__ import annotations
 import ast
 import copy
 import json
-import os
 import re
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -85,7 +85,6 @@ def sam(template_text: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def translated(sam: dict[str, Any]) -> dict[str, Any]:
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     from samtranslator.public.exceptions import InvalidDocumentException
     from samtranslator.translator.transform import transform
 
@@ -97,7 +96,9 @@ def translated(sam: dict[str, Any]) -> dict[str, Any]:
             if isinstance(value, str) and not value.startswith("s3://"):
                 props[key] = "s3://offline-artifacts/" + value.strip("./").strip("/") + ".zip"
     try:
-        return transform(tmpl, dict(PARAMETERS), _OfflineManagedPolicies())
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("AWS_DEFAULT_REGION", "us-east-1")  # else NoRegionFound, offline
+            return transform(tmpl, dict(PARAMETERS), _OfflineManagedPolicies())
     except InvalidDocumentException as exc:
         pytest.fail("SAM transform failed: " + "; ".join(c.message for c in exc.causes))
 
@@ -269,26 +270,34 @@ def test_public_base_urls_parse_and_never_point_at_self(translated: dict[str, An
             assert not urls[target].endswith("/"), urls[target]
 
 
-def test_functions_get_the_public_urls_they_ask_for(translated: dict[str, Any]) -> None:
-    """A `public_url("x")` in functions/<name>/ needs x in that function's PUBLIC_BASE_URLS."""
+def _packager():
+    sys.path.insert(0, str(ROOT / "infra"))
+    try:
+        import package  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(ROOT / "infra"))
+    return package
+
+
+def test_functions_get_the_public_urls_their_code_asks_for(translated: dict[str, Any]) -> None:
+    """Every `public_url("x")` / `public_base_urls.get("x")` in the code a function reaches
+    (its modules and the izgens modules they import, as infra/package.py finds them) needs x
+    in that function's PUBLIC_BASE_URLS. Its own URL is the exception: it cannot be wired
+    without a cycle and comes from the PublicBaseUrls parameter (docs/deploy.md, step 4)."""
+    package = _packager()
+    asks = re.compile(r"(?:public_url\(|public_base_urls\.get\()\s*[\"'](\w+)[\"']")
     for logical_id, name in FUNCTIONS.items():
-        folder = FUNCTIONS_DIR / name
-        if not folder.is_dir():
+        if not (FUNCTIONS_DIR / name / "handler.py").is_file():
             continue
-        wanted = set()
-        for module in folder.glob("*.py"):
-            wanted |= set(re.findall(r"public_url\(\s*[\"'](\w+)[\"']", module.read_text()))
+        reached = package.third_party_imports(name)[2]
+        wanted = {target for path in reached for target in asks.findall(path.read_text())}
+        wanted.discard(name)
         if not wanted:
             continue
-        assert name not in wanted, (
-            f"{name} asks for its own public URL: a Function URL cannot be passed to its own "
-            "function (cycle); derive it from the request or set PublicBaseUrls"
-        )
         value = _env(translated, logical_id).get("PUBLIC_BASE_URLS")
-        assert value is not None, f"{name} calls public_url() but has no PUBLIC_BASE_URLS"
-        text = _public_base_urls_default(value)
-        have = set(re.findall(r"(\w+)=", text))
-        assert wanted <= have, (name, sorted(wanted - have))
+        assert value is not None, f"{name} needs PUBLIC_BASE_URLS for {sorted(wanted)}"
+        have = set(re.findall(r"(\w+)=", _public_base_urls_default(value)))
+        assert wanted <= have, f"{name} lacks public URLs for {sorted(wanted - have)}"
 
 
 def test_no_star_resources_outside_the_allowlist(translated: dict[str, Any]) -> None:
@@ -362,6 +371,7 @@ def test_s3_grants_follow_the_key_layout(translated: dict[str, Any]) -> None:
     cleanup = _s3_grants(translated, "CleanupRole")
     assert cleanup["s3:DeleteObject"] == {"references/*", "videos/*", "exports/*"}
     assert cleanup["s3:ListBucket"] == {"<bucket>"}
+    assert cleanup["s3:PutObject"] == {"videos/*", "exports/*"}  # reconcile, pending exports
 
 
 def test_policies_name_the_bucket_instead_of_referring_to_it(
