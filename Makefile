@@ -30,5 +30,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/ledger.py
 	$(BIN)/python benchmarks/cold_start.py
 
+package: $(STAMP)
+	$(BIN)/python infra/package.py
+
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache .package

@@ -151,11 +151,25 @@ class Stack:
         return f"http://127.0.0.1:{self.ports.dev}"
 
     def stop(self) -> None:
-        for stop in reversed(self.stoppers):
-            with contextlib.suppress(Exception):
-                stop()
-        self.stoppers.clear()
-        self.pg.stop()
+        with _shielded_from_signals():  # a second Ctrl-C must not leave Postgres running
+            for stop in reversed(self.stoppers):
+                with contextlib.suppress(Exception):
+                    stop()
+            self.stoppers.clear()
+            self.pg.stop()
+
+
+@contextlib.contextmanager
+def _shielded_from_signals() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
 
 
 @contextlib.contextmanager
@@ -309,7 +323,6 @@ def run_dev() -> int:
 
     from izgens.logs import configure_logging
     from izgens_local.devserver import create_dev_app
-
     from izgens_local.scheduler import interval_from_env
 
     try:

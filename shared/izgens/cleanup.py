@@ -3,22 +3,34 @@
 Each job is bounded per run, idempotent, and safe to run concurrently with itself (rows
 are claimed with `FOR UPDATE SKIP LOCKED` or moved by idempotent SQL transitions), and
 returns counts; a run logs all counts as one structured line.
+
+A run started with `now=True` (`izgens cleanup --now`) treats in-flight work as due at
+once: a job that waits before touching work (generations count as stuck after 60 s
+untouched) asks `due_now()` and skips the wait. Retention and grace periods are promises
+to users and never shortened by it.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
 from collections.abc import Callable, Iterable
 
 from izgens.logs import log_event
 
-__all__ = ["JOBS", "job", "run_jobs"]
+__all__ = ["JOBS", "due_now", "job", "run_jobs"]
 
 logger = logging.getLogger("izgens.cleanup")
 
 Job = Callable[[], dict[str, int]]
 JOBS: dict[str, Job] = {}
+_due_now: contextvars.ContextVar[bool] = contextvars.ContextVar("izgens_cleanup_now", default=False)
+
+
+def due_now() -> bool:
+    """True inside a run started with `now=True`: skip waiting thresholds (not retention)."""
+    return _due_now.get()
 
 
 def job(name: str) -> Callable[[Job], Job]:
@@ -35,7 +47,7 @@ def reconcile_generations() -> dict[str, int]:
     dispatched in arrival order."""
     from izgens.generations import Lifecycle
 
-    return Lifecycle.from_settings().reconcile(older_than_seconds=60, limit=200)
+    return Lifecycle.from_settings().reconcile(older_than_seconds=0 if due_now() else 60, limit=200)
 
 
 @job("exports")
@@ -109,12 +121,21 @@ def ledger_check() -> dict[str, int]:
     return {"mismatches": len(found)}
 
 
-def run_jobs(names: Iterable[str] | None = None) -> dict[str, dict[str, int]]:
-    """Run the named jobs (all by default); a failing job is logged and the others still run."""
+def run_jobs(names: Iterable[str] | None = None, *, now: bool = False) -> dict[str, dict[str, int]]:
+    """Run the named jobs (all by default); a failing job is logged and the others still run.
+    `now`: in-flight work is due at once (see the module docstring)."""
     selected = list(names) if names is not None else list(JOBS)
     unknown = [n for n in selected if n not in JOBS]
     if unknown:
         raise ValueError(f"unknown cleanup job(s): {', '.join(unknown)}; known: {', '.join(JOBS)}")
+    token = _due_now.set(now)
+    try:
+        return _run(selected)
+    finally:
+        _due_now.reset(token)
+
+
+def _run(selected: list[str]) -> dict[str, dict[str, int]]:
     results: dict[str, dict[str, int]] = {}
     for name in selected:
         started = time.perf_counter()

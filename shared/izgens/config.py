@@ -34,6 +34,7 @@ SECRET_FIELDS = (
     "plisio_secret_key",
     "callback_signing_key",
     "aws_secret_access_key",
+    "s3_secret_access_key",
 )
 
 
@@ -60,6 +61,10 @@ class Settings(BaseModel):
     aws_region: str = Field("us-east-1", alias="AWS_REGION")
     aws_access_key_id: str | None = Field(None, alias="AWS_ACCESS_KEY_ID")
     aws_secret_access_key: SecretStr | None = Field(None, alias="AWS_SECRET_ACCESS_KEY")
+    # keys for an S3-compatible endpoint (Supabase Storage): on Lambda the AWS_* variables
+    # hold the role's own credentials, so these have names of their own
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
 
     byteplus_api_key: SecretStr | None = None
     byteplus_base_url: str = "https://ark.ap-southeast.bytepluses.com/api/v3"

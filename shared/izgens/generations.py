@@ -75,6 +75,7 @@ class Generation(BaseModel):
     error_message: str | None = None
     recreated_from: uuid.UUID | None = None
     submit_lease_until: datetime | None = None
+    submit_attempted_at: datetime | None = None
     submit_attempts: int = 0
     checked_at: datetime | None = None
     created_at: datetime
@@ -335,6 +336,10 @@ class Lifecycle:
                 for kind, key in zip(kinds, gen.reference_keys, strict=True)
             ]
             content = catalog.content_items(spec, references)
+        except errors.ProviderUnavailable:
+            # the bucket failed, not the references: nothing was sent, so it waits again
+            self.db.one("select * from izgens.defer_submission(%s)", (gen.id,))
+            raise
         except errors.IzgensError as exc:
             self.fail(gen.id, "reference_unavailable", exc.detail)
             raise
@@ -376,22 +381,26 @@ class Lifecycle:
         return Generation.model_validate(row)
 
     def dispatch(self, limit: int) -> int:
-        """Submit waiting generations oldest first; stops at the first capacity refusal."""
+        """Submit up to `limit` waiting generations, oldest first, one claim at a time.
+
+        Only generations never sent to the provider are claimed (`claim_submissions`), so
+        nothing is ever created twice. Stops at the first capacity refusal (the refused one
+        goes back to its place in the queue) and at the first ambiguous failure (the
+        provider is in trouble; that one is left to reconciliation).
+        """
         submitted = 0
-        claimed = [
-            Generation.model_validate(r)
-            for r in self.db.all("select * from izgens.claim_submissions(%s)", (limit,))
-        ]
-        for position, gen in enumerate(claimed):
+        while submitted < limit:
+            row = self.db.one("select * from izgens.claim_submissions(1)")
+            if row is None:
+                break
             try:
-                after = self.submit(gen)
+                after = self.submit(Generation.model_validate(row))
+            except errors.ProviderUnavailable:
+                break
             except errors.IzgensError:
                 continue  # refused: failed and refunded by submit()
-            if after.status == "queued" and after.submit_lease_until is None:
-                # no capacity: hand the rest of this claim back so arrival order holds
-                for rest in claimed[position + 1 :]:
-                    self.db.one("select * from izgens.defer_submission(%s)", (rest.id,))
-                break
+            if after.status == "queued":
+                break  # no capacity (deferred), or ambiguous (reconciliation's now)
             submitted += 1
         return submitted
 
@@ -558,7 +567,8 @@ class Lifecycle:
             self.db.one("select * from izgens.mark_submitted(%s, %s)", (gen.id, task.id))
             self.refresh(self._reload(gen.id))
             return "found_orphan"
-        age = (datetime.now(gen.created_at.tzinfo) - gen.created_at).total_seconds()
+        attempted = gen.submit_attempted_at or gen.created_at
+        age = (datetime.now(attempted.tzinfo) - attempted).total_seconds()
         if age < UNCERTAIN_SUBMIT_WINDOW_SECONDS:
             return "checked"
         log_event(

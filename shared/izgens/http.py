@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import time
 import uuid
 from typing import TYPE_CHECKING, Annotated, Any
@@ -32,7 +33,9 @@ __all__ = [
     "CurrentUser",
     "Db",
     "client_ip",
+    "after_restore",
     "create_app",
+    "install_snapstart_hooks",
     "lambda_handler",
     "problem",
 ]
@@ -283,7 +286,32 @@ def lambda_handler(app: FastAPI) -> Any:
     """The Lambda entry point for an HTTP function (Function URL payload v2)."""
     from mangum import Mangum
 
-    return Mangum(app, lifespan="off")
+    install_snapstart_hooks()
+    # text, so Function URLs get problem+json as is instead of base64
+    return Mangum(app, lifespan="off", text_mime_types=["application/problem+json"])
+
+
+def install_snapstart_hooks() -> None:
+    """With Lambda SnapStart one memory snapshot serves many containers: after a restore,
+    drop connections opened before the snapshot and re-seed `random` (ids come from
+    os.urandom, which the runtime re-seeds itself). Outside Lambda this does nothing."""
+    try:
+        from snapshot_restore_py import register_after_restore  # Lambda's Python runtime only
+    except ImportError:
+        return
+    register_after_restore(after_restore)
+
+
+def after_restore() -> None:
+    import random
+
+    from izgens.db import reset_database
+
+    reset_database()
+    random.seed()
+    generations = sys.modules.get("izgens.generations")
+    if generations is not None:
+        generations.reset_provider()
 
 
 _bearer = HTTPBearer(auto_error=False, description="Supabase access token")

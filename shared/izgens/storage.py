@@ -367,8 +367,8 @@ class Storage:
         `Settings` does not carry) come from boto3's default chain.
         """
         endpoint = settings.s3_endpoint_url or None
-        key_id = settings.aws_access_key_id if endpoint else None
-        secret = settings.aws_secret_access_key
+        key_id = (settings.s3_access_key_id or settings.aws_access_key_id) if endpoint else None
+        secret = settings.s3_secret_access_key or settings.aws_secret_access_key
         return cls(
             settings.s3_bucket,
             endpoint_url=endpoint,

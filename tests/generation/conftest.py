@@ -9,6 +9,7 @@ shifting a generation's timestamps in the database, never by sleeping.
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 import threading
@@ -74,6 +75,7 @@ class EventLog:
     """What the S3 → SQS → video_stored pump delivered: (keys, counts) per event."""
 
     handled: list[tuple[list[str], dict[str, int]]] = field(default_factory=list)
+    busy: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def keys(self) -> list[str]:
@@ -162,7 +164,13 @@ def stack(dev_server: DevServer, gen_s3: LocalS3, gen_sim: SimServer) -> Iterato
 
     def deliver(event: dict[str, Any]) -> None:
         keys = [record.key for record in Storage.iter_object_created(event)]
-        counts = handle_event(event)
+        with events.lock:
+            events.busy += 1
+        try:
+            counts = handle_event(event)
+        finally:
+            with events.lock:
+                events.busy -= 1
         with events.lock:
             events.handled.append((keys, counts))
 
@@ -326,6 +334,10 @@ class GenEnv:
     def object_exists(self, key: str) -> bool:
         return self.storage.head(key) is not None
 
+    def settle(self) -> None:
+        """Wait until the simulator's callbacks and the bucket's events are all handled."""
+        _quiesce(self.stack, reset=False)
+
 
 @pytest.fixture
 def env(stack: Stack, db: Database, api: httpx.Client) -> Iterator[GenEnv]:
@@ -335,4 +347,43 @@ def env(stack: Stack, db: Database, api: httpx.Client) -> Iterator[GenEnv]:
     stack.events.clear()
     assert get_database().url == os.environ["DATABASE_URL"]
     yield GenEnv(stack, db, api)
-    stack.sim.engine.reset()
+    _quiesce(stack)
+
+
+def _quiesce(stack: Stack, *, reset: bool = True) -> None:
+    """Let the provider's callbacks and the bucket's events of this test finish before its
+    database goes: nothing of one test may run against the next one's."""
+    engine = stack.sim.engine
+    if reset:
+        engine.reset()
+
+    def callbacks_done() -> bool:
+        with engine._lock:
+            return not engine._draining
+
+    wait_for(callbacks_done, 15, "the simulator's callbacks finishing")
+    queue = _sqs(stack.s3)
+
+    def events_done() -> bool:
+        attributes = queue.get_queue_attributes(
+            QueueUrl=stack.s3.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        with stack.events.lock:
+            busy = stack.events.busy
+        return busy == 0 and all(int(v) == 0 for v in attributes.values())
+
+    wait_for(events_done, 15, "the bucket's events being handled")
+
+
+@functools.lru_cache(maxsize=2)
+def _sqs_client(endpoint_url: str, region: str, key_id: str, secret: str) -> Any:
+    import boto3
+
+    return boto3.session.Session(
+        aws_access_key_id=key_id, aws_secret_access_key=secret, region_name=region
+    ).client("sqs", endpoint_url=endpoint_url)
+
+
+def _sqs(s3: LocalS3) -> Any:
+    return _sqs_client(s3.endpoint_url, s3.region, s3.access_key_id, s3.secret_access_key)

@@ -218,12 +218,16 @@ begin
   v_txn := nullif(p_payload ->> 'txn_id', '');
   v_status := p_payload ->> 'status';
 
-  -- order_number is our purchase id; anything else is an order we do not know
+  -- order_number is our purchase id; anything else is an order we do not know. The row
+  -- lock comes before the event insert: that insert's foreign key takes a KEY SHARE lock on
+  -- the purchase, which a later FOR UPDATE would deadlock against in a concurrent event.
   if v_order ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then
-    select id into v_purchase from public.purchases where id = v_order::uuid;
+    select * into v_p from public.purchases where id = v_order::uuid for update;
+    v_purchase := v_p.id;
   end if;
 
-  -- store first: a concurrent copy of this body waits here and then sees it as a duplicate
+  -- a concurrent copy of this body waits on the purchase lock (or, for an unknown order, on
+  -- the unique index) and then finds it stored: a duplicate
   insert into public.payment_events (
     purchase_id, order_number, txn_id, status, body_sha256, payload, source, flagged
   ) values (
@@ -251,8 +255,6 @@ begin
       'credited', false, 'flagged', 'unknown_order'
     );
   end if;
-
-  select * into v_p from public.purchases where id = v_purchase for update;
 
   -- statuses that never move a purchase: `new` (nothing paid yet) and `cancelled
   -- duplicate` (the invoice abandoned on a coin switch; its money, if any, is on a sibling)

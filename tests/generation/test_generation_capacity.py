@@ -1,0 +1,119 @@
+"""When the provider is at capacity (429: requests per minute, or its queued-task cap) a
+generation is accepted and waits, queued; the dispatcher submits the waiting ones later in
+order of arrival, each exactly once, and never fails one for capacity alone."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+
+from izgens.generations import Lifecycle
+from tests.generation.conftest import GenEnv, wait_for
+
+
+def provider_order(env: GenEnv) -> list[str]:
+    """Generation ids in the order their tasks were created at the provider."""
+    with env.sim.engine._lock:
+        tasks = sorted(env.sim.engine.tasks.values(), key=lambda t: t.seq)
+        idents = [t.safety_identifier or "" for t in tasks]
+    return [str(uuid.UUID(hex=ident.rsplit("-", 1)[-1])) for ident in idents]
+
+
+@pytest.mark.parametrize(
+    ("limit", "prompt"),
+    [
+        ("rpm", "a kite over a beach"),
+        # tasks wait 5 s in the provider's queue, so the cap of two is reached
+        ("max_queued", "a kite over a beach [sim:delay=20]"),
+    ],
+)
+def test_capacity_refusals_queue_and_dispatch_in_arrival_order(
+    env: GenEnv, limit: str, prompt: str
+) -> None:
+    setattr(env.sim.config, limit, 2)
+    users = [env.user(), env.user()]
+    gens = [env.accepted(users[i % 2], f"{prompt} #{i}") for i in range(5)]
+    assert [g["status"] for g in gens] == ["submitted", "submitted", "queued", "queued", "queued"]
+    # one refused create for the third; the later ones queue behind it without asking
+    assert env.create_requests() == 3
+    assert provider_order(env) == [g["id"] for g in gens[:2]]
+    for g in gens[2:]:
+        row = env.row(g["id"])
+        assert row["submit_attempted_at"] is None and row["error_code"] is None
+    charged = sum(g["cost"] for g in gens)
+    assert sum(env.balance(u) for u in users) == 2 * 10_000 - charged
+
+    env.reconcile()  # still at capacity: nothing moves, nothing fails
+    assert [env.row(g["id"])["status"] for g in gens[2:]] == ["queued"] * 3
+    assert env.create_requests() == 4
+
+    setattr(env.sim.config, limit, 120 if limit == "max_queued" else 600)
+    result = env.reconcile()
+    assert result["dispatched"] == 3
+    assert provider_order(env) == [g["id"] for g in gens]
+    for g in gens:
+        assert len(env.sim_tasks(g["id"])) == 1
+        assert env.row(g["id"])["status"] in ("submitted", "running", "storing", "completed")
+    before = env.create_requests()
+    for _ in range(2):
+        env.reconcile()
+    assert env.create_requests() == before, "a dispatched generation was submitted again"
+    assert sum(env.balance(u) for u in users) == 2 * 10_000 - charged
+
+
+def test_the_dispatcher_stops_at_the_first_refusal_and_keeps_the_order(env: GenEnv) -> None:
+    env.sim.config.rpm = 1
+    user = env.user()
+    gens = [env.accepted(user, f"lanterns #{i}") for i in range(5)]
+    assert [g["status"] for g in gens] == ["submitted"] + ["queued"] * 4
+    env.sim.config.rpm = 3  # room for two more this minute
+    assert env.reconcile()["dispatched"] == 2
+    assert [env.row(g["id"])["status"] != "queued" for g in gens] == [True] * 3 + [False] * 2
+    env.sim.config.rpm = 600
+    env.reconcile()
+    assert provider_order(env) == [g["id"] for g in gens]
+    for g in gens:
+        env.wait_status(g["id"], "completed")
+    assert env.balance(user) == 10_000 - sum(g["cost"] for g in gens)
+
+
+def test_a_slot_freed_by_a_finished_task_dispatches_the_next_waiting(env: GenEnv) -> None:
+    env.sim.config.max_queued = 1
+    user = env.user()
+    first = env.accepted(user, "a short one [sim:delay=2]")
+    waiting = env.accepted(user, "waits its turn")
+    assert waiting["status"] == "queued"
+    env.sim.config.max_queued = 120
+    # the first task's success callback frees a slot: the waiting one goes, no job needed
+    env.wait_status(first["id"], "completed")
+    env.wait_status(waiting["id"], "submitted", "running", "storing", "completed")
+    assert len(env.sim_tasks(waiting["id"])) == 1
+
+
+def test_concurrent_dispatchers_never_submit_a_generation_twice(env: GenEnv) -> None:
+    env.sim.config.rpm = 0
+    user = env.user()
+    gens = [env.accepted(user, f"fireflies #{i}") for i in range(8)]
+    assert all(g["status"] == "queued" for g in gens)
+    env.sim.config.rpm = 600
+    life = Lifecycle.from_settings()
+    barrier = threading.Barrier(4)
+
+    def dispatch() -> int:
+        barrier.wait()
+        return life.dispatch(20)
+
+    results: list[int] = []
+    threads = [threading.Thread(target=lambda: results.append(dispatch())) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sum(results) == 8
+    for g in gens:
+        assert len(env.sim_tasks(g["id"])) == 1
+    assert sorted(provider_order(env)) == sorted(g["id"] for g in gens)
+    wait_for(lambda: all(env.row(g["id"])["status"] == "completed" for g in gens), 20)
+    assert env.balance(user) == 10_000 - sum(g["cost"] for g in gens)
