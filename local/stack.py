@@ -55,7 +55,10 @@ class DevPorts:
     @classmethod
     def from_env(cls) -> DevPorts:
         def port(name: str, default: int) -> int:
-            return int(os.environ.get(name, default))
+            raw = os.environ.get(name, "").strip() or str(default)
+            if not raw.isdigit() or not 0 < int(raw) < 65536:
+                raise ValueError(f"{name} must be a port number (1-65535), not {raw!r}")
+            return int(raw)
 
         return cls(
             dev=port("IZGENS_DEV_PORT", 8000),
@@ -332,7 +335,7 @@ def run_dev() -> int:
         sys.stderr.write(f"izgens dev: {exc}\n")
         return 2
     # until uvicorn installs its own handlers, SIGTERM unwinds like Ctrl-C (Postgres stops)
-    signal.signal(signal.SIGTERM, _interrupt)
+    previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
     try:
         with running_stack(ports) as stack:
             configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
@@ -351,5 +354,7 @@ def run_dev() -> int:
         return 2
     except KeyboardInterrupt:
         pass
+    finally:
+        signal.signal(signal.SIGTERM, previous_sigterm)
     sys.stderr.write("izgens dev: stopped\n")
     return 0

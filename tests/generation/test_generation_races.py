@@ -14,8 +14,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 import httpx
 
 from izgens_functions.video_stored.handler import handle_event
-from tests.generation.conftest import GenEnv, wait_for
-from tests.storage.conftest import tiny_mp4
+from tests.generation.conftest import GenEnv, tiny_mp4, wait_for
 
 
 def together(calls: list[Any]) -> list[Any]:

@@ -1,0 +1,257 @@
+"""What a caller must never get: another user's generations or uploads (404 on every
+route), a reference that is not what the policy promised, a callback acted on without a
+valid token, a video fetched from a host that is not the provider's."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import uuid
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+
+from izgens.generations import callback_token
+from tests.generation.conftest import SIGNING_KEY, GenEnv, png, tiny_mp4
+from tests.generation.test_generation_e2e import upload_reference
+
+
+def assert_problem(response: httpx.Response, status: int, code: str | None = None) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["status"] == status and body["title"]
+    if code:
+        assert body["code"] == code
+    return body
+
+
+def test_another_users_generation_is_not_found_on_every_route(env: GenEnv) -> None:
+    owner, other = env.user(), env.user()
+    gen = env.accepted(owner)
+    env.wait_status(gen["id"], "completed")
+    gid = gen["id"]
+    before = env.counts()
+    assert_problem(env.status(other, gid), 404, "not_found")
+    assert_problem(env.api.delete(f"/status/generations/{gid}", headers=other.headers), 404)
+    recreate = env.api.post(
+        f"/generate/generations/{gid}/recreate",
+        json={},
+        headers={**other.headers, "Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert_problem(recreate, 404, "not_found")
+    assert env.api.get("/status/generations", headers=other.headers).json()["items"] == []
+    # a missing id answers exactly the same
+    assert_problem(env.status(other, str(uuid.uuid4())), 404, "not_found")
+    assert env.counts() == before
+    assert env.row(gid)["deleted_at"] is None and env.object_exists(env.row(gid)["video_key"])
+    assert env.status(owner, gid).json()["status"] == "completed"
+    assert env.balance(other) == 10_000
+
+
+def test_another_users_reference_key_is_not_found(env: GenEnv) -> None:
+    owner, other = env.user(), env.user()
+    key = upload_reference(env, owner.headers, png(), "image/png")
+    forged = [
+        key,  # the owner's real upload
+        key.replace(str(owner.id), str(other.id)),  # the same name under the caller's prefix
+        f"references/{other.id}/../{owner.id}/{key.rsplit('/', 1)[1]}",
+        f"references/{other.id}/{uuid.uuid4().hex}.png",  # never uploaded
+    ]
+    before = env.counts()
+    for candidate in forged:
+        response = env.generate(other, reference_keys=[candidate])
+        assert_problem(response, 404, "not_found")
+        assert key not in response.text
+    assert env.counts() == before and env.balance(other) == 10_000
+    assert env.sim_tasks() == []
+
+
+def _policy(fields: dict[str, str]) -> dict[str, Any]:
+    return json.loads(base64.b64decode(fields["policy"]))
+
+
+@pytest.mark.parametrize(
+    ("content_type", "size", "limit"),
+    [("image/png", 123_456, 30_000_000), ("image/jpeg", 1, 30_000_000), ("video/mp4", 5_000_000, 200_000_000)],
+)
+def test_the_presigned_post_policy_pins_key_type_and_size(
+    env: GenEnv, content_type: str, size: int, limit: int
+) -> None:
+    user = env.user()
+    response = env.api.post(
+        "/generate/uploads",
+        json={"filename": "<script>.png", "content_type": content_type, "bytes": size},
+        headers=user.headers,
+    )
+    assert response.status_code == 201, response.text
+    upload = response.json()
+    policy = _policy(upload["fields"])
+    conditions = policy["conditions"]
+    assert {"bucket": env.storage.bucket} in conditions
+    assert {"key": upload["key"]} in conditions
+    assert {"Content-Type": content_type} in conditions
+    assert ["content-length-range", 1, limit] in conditions
+    assert upload["fields"]["Content-Type"] == content_type
+    expires = datetime.strptime(policy["expiration"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    assert 0 < (expires - datetime.now(UTC)).total_seconds() <= 15 * 60 + 5
+    assert upload["key"].startswith(f"references/{user.id}/") and "script" not in upload["key"]
+    row = env.db.one("select * from public.reference_uploads where key = %s", (upload["key"],))
+    assert row is not None and row["user_id"] == user.id and row["bytes"] == size
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"filename": "a.gif", "content_type": "image/gif", "bytes": 10}, 422),
+        ({"filename": "a.html", "content_type": "text/html", "bytes": 10}, 422),
+        ({"filename": "a.png", "content_type": "image/png", "bytes": 30_000_001}, 413),
+        ({"filename": "a.png", "content_type": "image/png", "bytes": 0}, 422),
+        ({"filename": "a.png", "content_type": "image/png", "bytes": "10"}, 422),
+        ({"filename": "a.png", "content_type": "image/png", "bytes": 10, "acl": "public-read"}, 422),
+    ],
+)
+def test_an_upload_outside_the_limits_is_refused_and_writes_nothing(
+    env: GenEnv, body: dict[str, Any], status: int
+) -> None:
+    user = env.user()
+    before = env.counts()
+    assert_problem(env.api.post("/generate/uploads", json=body, headers=user.headers), status)
+    assert env.db.all("select * from public.reference_uploads") == []
+    assert env.counts() == before
+
+
+BIG = 30_000_001
+
+
+@pytest.mark.parametrize(
+    ("ext", "content_type", "body", "status"),
+    [
+        ("png", "image/png", b"", 422),  # under the policy's size range
+        ("png", "image/png", b"\x89PNG\r\n\x1a\n" + bytes(BIG - 8), 413),  # over it
+        ("png", "image/gif", png(), 422),  # a type the policy does not allow
+        ("jpg", "image/png", png(), 422),  # a type that is not the key's
+        ("png", "image/png", b"<html><script>alert(1)</script></html>", 422),  # not an image
+        ("mp4", "video/mp4", png(), 422),  # an image dressed as a video
+        ("png", "image/png", tiny_mp4(), 422),  # a video dressed as an image
+    ],
+    ids=["empty", "too-big", "wrong-type", "type-not-the-keys", "html", "png-as-mp4", "mp4-as-png"],
+)
+def test_an_object_that_breaks_the_policy_is_refused_when_a_generation_names_it(
+    env: GenEnv, ext: str, content_type: str, body: bytes, status: int
+) -> None:
+    user = env.user()
+    key = f"references/{user.id}/{uuid.uuid4().hex}.{ext}"
+    env.storage.client.put_object(
+        Bucket=env.storage.bucket, Key=key, Body=body, ContentType=content_type
+    )
+    before = env.counts()
+    model = "dreamina-seedance-2-0-fast-260128" if ext == "mp4" else None
+    fields = {"model": model} if model else {}
+    assert_problem(env.generate(user, reference_keys=[key], **fields), status)
+    assert env.counts() == before and env.balance(user) == 10_000
+    assert env.sim_tasks() == []
+
+
+def _callback(env: GenEnv, token: str | None, body: dict[str, Any]) -> httpx.Response:
+    params = {"token": token} if token is not None else {}
+    return env.api.post("/status/callbacks/byteplus", params=params, json=body)
+
+
+@pytest.mark.parametrize(
+    "forge",
+    ["garbage", "wrong-mac", "other-key", "truncated", "missing", "empty", "uppercase-id"],
+)
+def test_a_callback_with_a_bad_token_is_refused_and_changes_nothing(env: GenEnv, forge: str) -> None:
+    user = env.user()
+    gen = env.accepted(user, "a slow one [sim:delay=30]")
+    task = env.sim_task(gen["id"])
+    env.drop_callback(task["id"])
+    gid = uuid.UUID(gen["id"])
+    good = callback_token(gid, SIGNING_KEY)
+    token = {
+        "garbage": "not-a-token",
+        "wrong-mac": good[:-4] + ("0000" if not good.endswith("0000") else "1111"),
+        "other-key": callback_token(gid, "some-other-signing-key-0000000000000"),
+        "truncated": good[:-1],
+        "missing": None,
+        "empty": "",
+        "uppercase-id": good.upper(),
+    }[forge]
+    before = env.row(gen["id"])
+    response = _callback(env, token, {"id": task["id"], "status": "succeeded"})
+    assert 400 <= response.status_code < 500, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert env.row(gen["id"]) == before
+    assert env.ledger(gen["id"]) == [("generation", -gen["cost"])]
+    # the right token works (and the body's claims still count for nothing)
+    assert _callback(env, good, {"id": task["id"], "status": "succeeded"}).status_code == 200
+    assert env.row(gen["id"])["status"] == "submitted"
+
+
+class _RecordingHost:
+    """A loopback server on a port that is not on the allowlist; records every request."""
+
+    def __init__(self) -> None:
+        self.hits: list[str] = []
+        host = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - stdlib name
+                host.hits.append(self.path)
+                data = tiny_mp4()
+                self.send_response(200)
+                self.send_header("Content-Type", "video/mp4")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/x.mp4"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("where", ["evil.example", "unlisted loopback port"])
+def test_a_video_on_a_host_off_the_allowlist_is_refused_never_fetched_and_refunded(
+    env: GenEnv, where: str
+) -> None:
+    host = _RecordingHost()
+    try:
+        url = "https://evil.example/x.mp4" if where == "evil.example" else host.url
+        user = env.user()
+        gen = env.accepted(user, f"a harmless prompt [sim:url={url}]")
+        failed = env.wait_status(gen["id"], "failed")
+        assert failed["error_code"] == "video_refused"
+        assert "not an allowed video host" in failed["error_message"]
+        assert host.hits == []
+        assert not env.object_exists(f"videos/{user.id}/{gen['id']}.mp4")
+        assert env.ledger(gen["id"]) == [("generation", -gen["cost"]), ("generation_refund", gen["cost"])]
+        assert env.balance(user) == 10_000
+    finally:
+        host.stop()
+
+
+def test_an_adult_gate_and_the_balance_are_checked_before_anything_is_written(env: GenEnv) -> None:
+    minor = env.user(adult=False)
+    poor = env.user(credits=1)
+    before = env.counts()
+    assert_problem(env.generate(minor), 403, "age_not_confirmed")
+    body = assert_problem(env.generate(poor), 402, "insufficient_credits")
+    assert body["balance"] == 1 and body["required"] > 1
+    assert env.counts()["generations"] == before["generations"]
+    assert env.counts()["ledger"] == before["ledger"]
+    assert env.sim_tasks() == []
+
+
