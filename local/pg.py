@@ -85,6 +85,8 @@ class EmbeddedPostgres:
         if pid and _alive(pid):
             os.kill(pid, signal.SIGKILL)
         (self.pgdata / OWNER_FILE).unlink(missing_ok=True)
+        # pgserver caches servers per data dir; a later start in this process must start anew
+        type(server)._instances.pop(server.pgdata, None)  # type: ignore[attr-defined]
         self.owned = False
 
 

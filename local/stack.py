@@ -139,6 +139,8 @@ def dev_environment(ports: DevPorts, database_url: str) -> dict[str, str]:
         "PUBLIC_BASE_URLS": f"status={base}/status,plisio_webhook={base}/plisio_webhook",
         "FRONTEND_URL": base,
     }
+    if os.environ.get("BYTEPLUS_BASE_URL"):
+        del defaults["BYTEPLUS_VIDEO_HOSTS"]  # the real service: its own video hosts
     return {k: v for k, v in defaults.items() if not os.environ.get(k)}
 
 

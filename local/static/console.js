@@ -205,9 +205,10 @@ async function loadAccount() {
   $("balance").textContent = String(me.balance);
   $("age").textContent = me.age_confirmed ? "age confirmed" : "age not confirmed";
   $("confirm-age").hidden = Boolean(me.age_confirmed);
+  // the account is the one source of this line; the buttons only report through notices
   $("deletion-status").textContent = me.deletion_scheduled_for
     ? `deletion scheduled for ${when(me.deletion_scheduled_for)}`
-    : "";
+    : "no deletion scheduled";
   return me;
 }
 
@@ -535,13 +536,12 @@ async function requestExport() {
 async function requestDeletion() {
   if (!window.confirm("Schedule the deletion of this account? You can cancel it during the grace period.")) return;
   const result = await api("POST", "/privacy_export/privacy/deletion");
-  $("deletion-status").textContent = `deletion scheduled for ${when(result.scheduled_for)}`;
+  notice(`Account deletion scheduled for ${when(result.scheduled_for)}`);
   await soft(loadAccount);
 }
 
 async function cancelDeletion() {
   await api("DELETE", "/privacy_export/privacy/deletion");
-  $("deletion-status").textContent = "deletion canceled";
   notice("Account deletion canceled");
   await soft(loadAccount);
 }

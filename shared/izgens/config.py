@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-from functools import lru_cache
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -102,6 +102,10 @@ class Settings(BaseModel):
     max_body_bytes: int = Field(64 * 1024, ge=1024)
     cors_origins: list[str] = []
     trust_forwarded_for: bool = False
+
+    # the container (izgens.container) runs the cleanup jobs in-process this often, 0 = off;
+    # on AWS the EventBridge schedule invokes the `cleanup` function instead
+    cleanup_interval_seconds: float = Field(300, ge=0)
 
     @field_validator("public_base_urls", mode="before")
     @classmethod

@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from izgens import catalog, errors
+from izgens import errors
 from izgens.logs import log_event
 from izgens.paging import DEFAULT_LIMIT, Page, decode_cursor, encode_cursor
 
 if TYPE_CHECKING:
+    from izgens import catalog
     from izgens.byteplus import BytePlusClient, Task
     from izgens.config import Settings
     from izgens.db import Database
@@ -43,6 +44,7 @@ __all__ = [
 logger = logging.getLogger("izgens.generations")
 
 IN_FLIGHT = ("queued", "submitted", "running", "storing")
+FINAL = ("completed", "failed", "canceled")
 REFRESH_AFTER_SECONDS = 5
 # how long the provider may run a task; reference URLs must stay valid as long
 TASK_EXPIRES_AFTER = 6 * 3600
@@ -85,6 +87,8 @@ class Generation(BaseModel):
 
     @property
     def spec(self) -> catalog.GenerationSpec:
+        from izgens import catalog
+
         return catalog.GenerationSpec(
             prompt=self.prompt,
             model=self.model,
@@ -162,7 +166,9 @@ def _generation_of(task: Task) -> uuid.UUID | None:
 
 
 def request_hash(body: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return hashlib.sha256(
+        json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
 
 
 # ---------------------------------------------------------------------------------------
@@ -175,21 +181,30 @@ class Lifecycle:
         self,
         settings: Settings,
         db: Database,
-        storage: Storage,
+        storage: Storage | None = None,
         provider: BytePlusClient | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
-        self.storage = storage
+        self._storage = storage
         self._provider = provider
 
     @classmethod
     def from_settings(cls) -> Lifecycle:
+        """Collaborators from settings; the bucket and the provider client (and their
+        imports: boto3, httpx) are only built when a request first needs them."""
         from izgens.config import get_settings
         from izgens.db import get_database
-        from izgens.storage import get_storage
 
-        return cls(get_settings(), get_database(), get_storage())
+        return cls(get_settings(), get_database())
+
+    @property
+    def storage(self) -> Storage:
+        if self._storage is None:
+            from izgens.storage import get_storage
+
+            self._storage = get_storage()
+        return self._storage
 
     @property
     def provider(self) -> BytePlusClient:
@@ -234,7 +249,11 @@ class Lifecycle:
             video_url = self.storage.presigned_get(
                 gen.video_key, self.settings.video_link_seconds, filename=f"izgens-{gen.id}.mp4"
             )
-        error = GenerationError(code=gen.error_code, message=gen.error_message) if gen.error_code else None
+        error = (
+            GenerationError(code=gen.error_code, message=gen.error_message)
+            if gen.error_code
+            else None
+        )
         return GenerationView(
             id=gen.id,
             status=gen.status,
@@ -258,6 +277,8 @@ class Lifecycle:
     # -- admission --------------------------------------------------------------------------
 
     def quote(self, spec: catalog.GenerationSpec) -> tuple[catalog.GenerationSpec, int]:
+        from izgens import catalog
+
         spec = catalog.normalize(spec)
         row = self.db.one(
             "select izgens.price_credits(%s, %s, %s, %s) as credits",
@@ -268,6 +289,8 @@ class Lifecycle:
 
     def check_references(self, user_id: uuid.UUID, spec: catalog.GenerationSpec) -> list[str]:
         """The kinds of the caller's own, genuine references; refuses anything else."""
+        from izgens import catalog
+
         kinds = [self.storage.check_reference(key, user_id).kind for key in spec.reference_keys]
         catalog.check_references(spec, kinds)
         return kinds
@@ -283,6 +306,8 @@ class Lifecycle:
         recreated_from: uuid.UUID | None = None,
     ) -> Generation:
         """Admit a generation (one SQL call) and, when it holds the lease, submit it."""
+        from izgens import catalog
+
         spec = catalog.normalize(spec)
         kinds = self.check_references(user_id, spec)
         s = self.settings
@@ -306,7 +331,13 @@ class Lifecycle:
         result = row["r"]
         gen = Generation.model_validate(result["generation"])
         if result["created"]:
-            log_event(logger, "generation admitted", generation=str(gen.id), model=gen.model, cost=gen.cost)
+            log_event(
+                logger,
+                "generation admitted",
+                generation=str(gen.id),
+                model=gen.model,
+                cost=gen.cost,
+            )
         if result["created"] and result["submit"]:
             gen = self.submit(gen, kinds)
         return gen
@@ -327,10 +358,14 @@ class Lifecycle:
         no capacity defers it in arrival order; anything ambiguous is left for reconciliation,
         which looks for the task before ever creating it again.
         """
+        from izgens import catalog
+
         spec = gen.spec
         try:
             if kinds is None:  # checked again: a queued generation may wait a while
-                kinds = [self.storage.check_reference(k, gen.user_id).kind for k in gen.reference_keys]
+                kinds = [
+                    self.storage.check_reference(k, gen.user_id).kind for k in gen.reference_keys
+                ]
             references = [
                 (kind, self.storage.presigned_get(key, TASK_EXPIRES_AFTER))
                 for kind, key in zip(kinds, gen.reference_keys, strict=True)
@@ -355,7 +390,12 @@ class Lifecycle:
         except errors.ProviderRejected as exc:
             reason = exc.provider_message or "the video service refused the request"
             self.fail(gen.id, exc.provider_code or exc.code, reason)
-            log_event(logger, "provider refused generation", generation=str(gen.id), provider_code=exc.provider_code)
+            log_event(
+                logger,
+                "provider refused generation",
+                generation=str(gen.id),
+                provider_code=exc.provider_code,
+            )
             raise errors.ProviderRejected(
                 f"{reason} (generation {gen.id} was refunded)",
                 provider_code=exc.provider_code,
@@ -367,8 +407,11 @@ class Lifecycle:
             return self._reload(gen.id)
         except errors.ProviderUnavailable as exc:
             log_event(
-                logger, "provider create ambiguous; left for reconciliation", logging.WARNING,
-                generation=str(gen.id), error=exc.code,
+                logger,
+                "provider create ambiguous; left for reconciliation",
+                logging.WARNING,
+                generation=str(gen.id),
+                error=exc.code,
             )
             return gen
         try:
@@ -389,7 +432,7 @@ class Lifecycle:
         provider is in trouble; that one is left to reconciliation).
         """
         submitted = 0
-        while submitted < limit:
+        for _attempt in range(limit):  # bounded: each claim takes one waiting generation
             row = self.db.one("select * from izgens.claim_submissions(1)")
             if row is None:
                 break
@@ -413,7 +456,13 @@ class Lifecycle:
         try:
             task = self.provider.get_task(gen.provider_task_id)
         except errors.ProviderError as exc:
-            log_event(logger, "provider read failed", logging.WARNING, generation=str(gen.id), error=exc.code)
+            log_event(
+                logger,
+                "provider read failed",
+                logging.WARNING,
+                generation=str(gen.id),
+                error=exc.code,
+            )
             return gen
         return self.apply(gen, task)
 
@@ -444,7 +493,9 @@ class Lifecycle:
         gen = Generation.model_validate(won)
         key = self.storage.video_key(gen.user_id, gen.id)
         if not task.video_url:
-            return Generation.model_validate(self._fail_row(gen.id, "no_video", "the provider returned no video"))
+            return Generation.model_validate(
+                self._fail_row(gen.id, "no_video", "the provider returned no video")
+            )
         try:
             info = self.storage.copy_from_url(
                 task.video_url,
@@ -454,16 +505,26 @@ class Lifecycle:
             )
         except errors.ProviderUnavailable as exc:
             # the lease runs out and reconciliation copies again
-            log_event(logger, "video copy failed; will retry", logging.WARNING, generation=str(gen.id), error=exc.code)
+            log_event(
+                logger,
+                "video copy failed; will retry",
+                logging.WARNING,
+                generation=str(gen.id),
+                error=exc.code,
+            )
             return gen
         except errors.IzgensError as exc:
-            log_event(logger, "video refused", logging.WARNING, generation=str(gen.id), error=exc.code)
+            log_event(
+                logger, "video refused", logging.WARNING, generation=str(gen.id), error=exc.code
+            )
             return Generation.model_validate(self._fail_row(gen.id, "video_refused", exc.detail))
         done = self.complete(gen.id, key, info.etag, info.size, info.content_type)
         self.dispatch(1)
         return done
 
-    def complete(self, generation_id: uuid.UUID, key: str, etag: str, size: int, content_type: str) -> Generation:
+    def complete(
+        self, generation_id: uuid.UUID, key: str, etag: str, size: int, content_type: str
+    ) -> Generation:
         row = self.db.one(
             "select * from izgens.complete_generation(%s, %s, %s, %s, %s)",
             (generation_id, key, etag, size, content_type),
@@ -483,7 +544,9 @@ class Lifecycle:
         return True
 
     def _fail_row(self, generation_id: uuid.UUID, code: str, message: str) -> dict[str, Any] | None:
-        return self.db.one("select * from izgens.fail_generation(%s, %s, %s)", (generation_id, code, message))
+        return self.db.one(
+            "select * from izgens.fail_generation(%s, %s, %s)", (generation_id, code, message)
+        )
 
     def _reload(self, generation_id: uuid.UUID) -> Generation:
         row = self.db.one("select * from public.generations where id = %s", (generation_id,))
@@ -495,14 +558,22 @@ class Lifecycle:
         try:
             self.provider.delete_task(task_id)
         except errors.ProviderError as exc:
-            log_event(logger, "could not cancel orphan task", logging.WARNING, task=task_id, error=exc.code)
+            log_event(
+                logger,
+                "could not cancel orphan task",
+                logging.WARNING,
+                task=task_id,
+                error=exc.code,
+            )
 
     # -- user actions ---------------------------------------------------------------------------
 
     def delete(self, user_id: uuid.UUID, generation_id: uuid.UUID) -> None:
         """Soft-delete; the video goes now, an unstarted task is canceled and refunded, a
         running one is left to finish and its video deleted when it lands."""
-        row = self.db.one("select * from izgens.delete_generation(%s, %s)", (user_id, generation_id))
+        row = self.db.one(
+            "select * from izgens.delete_generation(%s, %s)", (user_id, generation_id)
+        )
         assert row is not None
         gen = Generation.model_validate(row)
         if gen.video_key:
@@ -518,7 +589,9 @@ class Lifecycle:
 
     def _try_cancel(self, gen: Generation) -> None:
         try:
-            self.db.one("select * from izgens.cancel_generation(%s, 'deleted by the user')", (gen.id,))
+            self.db.one(
+                "select * from izgens.cancel_generation(%s, 'deleted by the user')", (gen.id,)
+            )
         except errors.InvalidTransition:
             return
 
@@ -529,6 +602,8 @@ class Lifecycle:
             raise errors.Unauthenticated("callbacks are not configured")
         generation_id = verify_callback_token(token, key.get_secret_value())
         gen = self._reload(generation_id)
+        if gen.status in FINAL and gen.provider_task_id == task_id:
+            return  # a late or repeated callback: nothing left to learn
         task = self.provider.get_task(gen.provider_task_id or task_id)
         if _generation_of(task) != gen.id:
             raise errors.NotFound("the task does not belong to this generation")
@@ -537,13 +612,31 @@ class Lifecycle:
             gen = Generation.model_validate(row)
         if gen.status in ("submitted", "running"):
             self.apply(gen, task)
+        elif gen.status in ("failed", "canceled") and task.id != gen.provider_task_id:
+            self._orphan(gen, task)
+
+    def _orphan(self, gen: Generation, task: Task) -> None:
+        """A task whose create looked lost, for a generation already failed (and refunded) or
+        canceled: cancel it while the provider still allows (queued), else just log it."""
+        log_event(
+            logger,
+            "orphan provider task for an ended generation",
+            logging.WARNING,
+            generation=str(gen.id),
+            task=task.id,
+            task_status=task.status,
+        )
+        if task.status == "queued":
+            self._cancel_task(task.id)
 
     # -- reconciliation -----------------------------------------------------------------------
 
     def reconcile(self, *, older_than_seconds: int = 60, limit: int = 100) -> dict[str, int]:
         """Drive stuck generations to a final state with the provider's truth. Bounded."""
         counts = {"checked": 0, "found_orphan": 0, "failed_unsubmitted": 0, "dispatched": 0}
-        rows = self.db.all("select * from izgens.stuck_generations(%s, %s)", (older_than_seconds, limit))
+        rows = self.db.all(
+            "select * from izgens.stuck_generations(%s, %s)", (older_than_seconds, limit)
+        )
         for row in rows:
             gen = Generation.model_validate(row)
             counts["checked"] += 1
@@ -556,7 +649,13 @@ class Lifecycle:
                 else:
                     self.refresh(gen)
             except errors.IzgensError as exc:
-                log_event(logger, "reconcile step failed", logging.WARNING, generation=str(gen.id), error=exc.code)
+                log_event(
+                    logger,
+                    "reconcile step failed",
+                    logging.WARNING,
+                    generation=str(gen.id),
+                    error=exc.code,
+                )
         counts["dispatched"] = self.dispatch(limit)
         return counts
 
@@ -572,8 +671,10 @@ class Lifecycle:
         if age < UNCERTAIN_SUBMIT_WINDOW_SECONDS:
             return "checked"
         log_event(
-            logger, "create outcome unknown and no task found; failing with refund",
-            logging.WARNING, generation=str(gen.id),
+            logger,
+            "create outcome unknown and no task found; failing with refund",
+            logging.WARNING,
+            generation=str(gen.id),
         )
         self.fail(gen.id, "submission_failed", "the video service did not accept the request")
         return "failed_unsubmitted"

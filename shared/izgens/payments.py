@@ -1,5 +1,8 @@
 """Buying credits with Plisio: packs, checkout, purchases, callbacks and reconciliation.
 
+Importing this module costs no httpx: the Plisio client is imported when a checkout or a
+reconciliation first needs it, so the account and webhook functions start fast.
+
 The money rules live in SQL (`infra/supabase/migrations/..._payments.sql`); this module
 puts Plisio and Postgres together:
 
@@ -31,11 +34,12 @@ from pydantic import BaseModel
 from izgens import errors
 from izgens.logs import log_event
 from izgens.paging import DEFAULT_LIMIT, Page, decode_cursor, encode_cursor
-from izgens.plisio import InvalidSignature, Operation, PlisioClient, verify_callback
+from izgens.plisio_signature import InvalidSignature, verify_callback
 
 if TYPE_CHECKING:
     from izgens.config import Settings
     from izgens.db import Database
+    from izgens.plisio import Operation, PlisioClient
 
 __all__ = [
     "INVOICE_EXPIRE_MIN",
@@ -139,6 +143,7 @@ def from_settings(settings: Settings | None = None) -> PlisioClient:
     """A PlisioClient for the configured account. Building it costs nothing (the HTTP
     client is made on first call), so this is safe on any path."""
     from izgens.config import get_settings
+    from izgens.plisio import PlisioClient
 
     s = settings or get_settings()
     secret = s.plisio_secret_key.get_secret_value() if s.plisio_secret_key else ""
@@ -150,6 +155,7 @@ def from_settings(settings: Settings | None = None) -> PlisioClient:
 _client: PlisioClient | None = None
 _client_key: tuple[str, str] | None = None
 _client_lock = threading.Lock()
+_retired: list[PlisioClient] = []  # replaced after a settings change, closed on reset
 
 
 def get_plisio_client() -> PlisioClient:
@@ -161,20 +167,22 @@ def get_plisio_client() -> PlisioClient:
     key = (s.plisio_base_url, s.plisio_secret_key.get_secret_value() if s.plisio_secret_key else "")
     with _client_lock:
         if _client is None or _client_key != key:
-            old, _client = _client, from_settings(s)
-            _client_key = key
-            if old is not None:
-                old.close()
+            if _client is not None:
+                # not closed now: another thread may be mid-call with it
+                _retired.append(_client)
+            _client, _client_key = from_settings(s), key
         return _client
 
 
 def reset_plisio_client() -> None:
-    """Close and forget the process-wide client (tests, SnapStart restore)."""
+    """Close and forget the process-wide client and any it replaced (tests, SnapStart)."""
     global _client, _client_key
     with _client_lock:
-        old, _client, _client_key = _client, None, None
-    if old is not None:
-        old.close()
+        old = [*_retired, *([_client] if _client is not None else [])]
+        _retired.clear()
+        _client, _client_key = None, None
+    for client in old:
+        client.close()
 
 
 # --- packs and purchases -------------------------------------------------------------------
@@ -210,7 +218,9 @@ def list_purchases(
 def get_purchase_details(db: Database, purchase_id: uuid.UUID) -> PurchaseDetails:
     """The purchase row and its payment events, oldest first, in one read (operators)."""
     row = db.one(
-        "select to_jsonb(p) as purchase,"
+        # money as decimal strings, not floats
+        "select to_jsonb(p) || jsonb_build_object("
+        "   'amount', p.amount::text, 'paid_amount', p.paid_amount::text) as purchase,"
         " coalesce((select jsonb_agg(to_jsonb(e) order by e.id) from public.payment_events e"
         "           where e.purchase_id = p.id), '[]'::jsonb) as events"
         " from public.purchases p where p.id = %s",
@@ -279,7 +289,7 @@ def start_checkout(
             s.rate_checkout_user,
             s.rate_window_seconds,
         ),
-        idempotent=False,
+        idempotent=True,  # a replay finds the row a lost attempt made (same key)
     )
     assert row is not None  # the function returns a row or raises
     if row["invoice_url"] or row["status"] != "pending":

@@ -21,15 +21,12 @@ Errors raised here (the rest of the tree is `izgens.errors`):
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 import random
 import re
 import threading
 import time
-from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
@@ -53,6 +50,9 @@ from izgens.errors import (
 )
 from izgens.logs import log_event
 
+# the signature half lives apart so a callback is verified without importing httpx
+from izgens.plisio_signature import InvalidSignature, sign_callback, verify_callback
+
 __all__ = [
     "CLOSED_UNPAID_STATUSES",
     "KNOWN_STATUSES",
@@ -73,78 +73,11 @@ __all__ = [
 
 logger = logging.getLogger("izgens.plisio")
 
-_HASH_RE = re.compile(r"[0-9a-fA-F]{40}")
 _TXN_ID_RE = re.compile(r"[0-9A-Za-z_-]{1,64}")
 _KEY_IN_URL_RE = re.compile(r"(api_key=)[^&\s\"'#]*")
 _REDACTED = "[redacted]"
 
 _M = TypeVar("_M", bound=BaseModel)
-
-
-# --- callback signatures -------------------------------------------------------------------
-
-
-class InvalidSignature(InvalidRequest):
-    """A callback whose `verify_hash` is missing, malformed or wrong: nothing in it is trusted."""
-
-    code = "invalid_signature"
-    title = "Invalid callback signature"
-
-
-def _mac(secret: str, message: str) -> str:
-    return hmac.new(secret.encode("utf-8"), message.encode("utf-8"), hashlib.sha1).hexdigest()
-
-
-def _compact(fields: Mapping[str, Any], *, ensure_ascii: bool) -> str:
-    # json never escapes "/", which is what Plisio's PHP does (JSON_UNESCAPED_SLASHES)
-    return json.dumps(fields, separators=(",", ":"), ensure_ascii=ensure_ascii)
-
-
-def sign_callback(fields: Mapping[str, Any], secret: str) -> str:
-    """Plisio's `verify_hash` for a JSON callback, in its canonical form.
-
-    Keys sorted, compact separators, slashes and non-ASCII left raw, values as given; any
-    `verify_hash` already in `fields` is left out. The simulator signs with this.
-    """
-    body = {k: fields[k] for k in sorted(fields) if k != "verify_hash"}
-    return _mac(secret, _compact(body, ensure_ascii=False))
-
-
-def verify_callback(raw_body: bytes, secret: str) -> dict[str, Any]:
-    """Check a JSON callback's `verify_hash` and return its other fields, values as received.
-
-    Plisio signs the ksorted fields with raw UTF-8 (§4.1); the official Python SDK re-hashes
-    the received key order with `\\uXXXX` escapes. Which one Plisio's servers produce for
-    non-ASCII text is unconfirmed (§4.3), so each of those four serialisations is tried,
-    every one keyed by the secret. Numbers are re-serialised by Python's rules; Plisio sends
-    strings, and a body that does not survive that fails closed (re-check via the API).
-    """
-    if not secret:
-        raise InvalidSignature("no Plisio secret is configured")
-    try:
-        data = json.loads(raw_body)
-    except ValueError:  # also UnicodeDecodeError
-        raise InvalidSignature("the callback body is not JSON") from None
-    if not isinstance(data, dict):
-        raise InvalidSignature("the callback body is not a JSON object")
-    received = data.pop("verify_hash", None)
-    if not isinstance(received, str) or not _HASH_RE.fullmatch(received):
-        raise InvalidSignature("verify_hash is missing or malformed")
-    received = received.lower()
-    in_order = dict(data)
-    in_key_order = dict(sorted(data.items()))
-    candidates = dict.fromkeys(
-        _compact(body, ensure_ascii=ascii_only)
-        for body in (in_key_order, in_order)
-        for ascii_only in (False, True)
-    )
-    matched = False
-    for message in candidates:
-        # no early exit: every candidate costs the same whether or not one matched
-        matched |= hmac.compare_digest(_mac(secret, message), received)
-    if not matched:
-        raise InvalidSignature("verify_hash does not match the callback body")
-    return data
 
 
 # --- statuses ------------------------------------------------------------------------------

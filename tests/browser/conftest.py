@@ -8,6 +8,7 @@ console messages, and the `make dev` log.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -60,9 +61,9 @@ def fresh_stack(request: pytest.FixtureRequest) -> Iterator[DevStack]:
         stack.remove()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def running_stack() -> Iterator[DevStack]:
-    """A started `make dev` shared by a module's tests."""
+    """A started `make dev` shared by the console and README tests."""
     stack = DevStack.fresh()
     try:
         yield stack.start()
@@ -93,9 +94,7 @@ def browser(chromium: Path) -> Iterator[Any]:
 
 
 @pytest.fixture
-def context(
-    browser: Any, running_stack: DevStack, request: pytest.FixtureRequest
-) -> Iterator[Any]:
+def context(browser: Any, running_stack: DevStack, request: pytest.FixtureRequest) -> Iterator[Any]:
     """A fresh browser profile (empty localStorage); screenshots of its pages on failure."""
     ctx = browser.new_context(base_url=running_stack.base, viewport={"width": 1200, "height": 900})
     ctx.set_default_timeout(15_000)
@@ -111,10 +110,11 @@ def context(
     finally:
         if failed(request):
             for number, page in enumerate(ctx.pages):
-                try:
-                    page.screenshot(path=str(artifact(request, f".page{number}.png")), full_page=True)
-                except Exception:  # a crashed page cannot be photographed; keep the rest
-                    pass
+                # a crashed page cannot be photographed; keep the rest
+                with contextlib.suppress(Exception):
+                    page.screenshot(
+                        path=str(artifact(request, f".page{number}.png")), full_page=True
+                    )
             artifact(request, ".console.txt").write_text("\n".join(messages) + "\n")
             keep_log(request, running_stack)
         ctx.close()

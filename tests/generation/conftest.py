@@ -257,7 +257,12 @@ class GenEnv:
     # requests
 
     def generate(
-        self, user: User, prompt: str = "a paper boat on a river", *, key: str | None = None, **fields: Any
+        self,
+        user: User,
+        prompt: str = "a paper boat on a river",
+        *,
+        key: str | None = None,
+        **fields: Any,
     ) -> httpx.Response:
         body = {"prompt": prompt, **fields}
         headers = {**user.headers, "Idempotency-Key": key or uuid.uuid4().hex}
@@ -283,23 +288,20 @@ class GenEnv:
 
     def age(self, generation_id: str | uuid.UUID, seconds: float) -> None:
         """Move a generation `seconds` into the past: every timestamp it carries."""
+        shifted = (
+            "created_at",
+            "updated_at",
+            "checked_at",
+            "submitted_at",
+            "submit_lease_until",
+            "submit_attempted_at",
+            "storing_lease_until",
+        )
+        assignments = ", ".join(f"{c} = {c} - make_interval(secs => %(s)s)" for c in shifted)
         self.db.execute(
-            "update public.generations set"
-            " created_at = created_at - make_interval(secs => %(s)s),"
-            " updated_at = updated_at - make_interval(secs => %(s)s),"
-            " checked_at = checked_at - make_interval(secs => %(s)s),"
-            " submitted_at = submitted_at - make_interval(secs => %(s)s),"
-            " submit_lease_until = submit_lease_until - make_interval(secs => %(s)s),"
-            " storing_lease_until = storing_lease_until - make_interval(secs => %(s)s)"
-            " where id = %(id)s",
+            f"update public.generations set {assignments} where id = %(id)s",
             {"s": seconds, "id": generation_id},
         )
-        if "submit_attempted_at" in self.row(generation_id):
-            self.db.execute(
-                "update public.generations set submit_attempted_at ="
-                " submit_attempted_at - make_interval(secs => %s) where id = %s",
-                (seconds, generation_id),
-            )
 
     def reconcile(self) -> dict[str, int]:
         """The cleanup job, as the schedule runs it."""

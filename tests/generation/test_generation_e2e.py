@@ -14,7 +14,11 @@ from tests.generation.conftest import GenEnv, is_mp4, png
 def upload_reference(env: GenEnv, headers: dict[str, str], data: bytes, content_type: str) -> str:
     response = env.api.post(
         "/generate/uploads",
-        json={"filename": "../../etc/boat picture.png", "content_type": content_type, "bytes": len(data)},
+        json={
+            "filename": "../../etc/boat picture.png",
+            "content_type": content_type,
+            "bytes": len(data),
+        },
         headers=headers,
     )
     assert response.status_code == 201, response.text

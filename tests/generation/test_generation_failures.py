@@ -36,13 +36,18 @@ def test_moderation_failure_after_acceptance_refunds_once(env: GenEnv) -> None:
     token = parse_qs(urlsplit(task["sim"]["callback_url"]).query)["token"][0]
     for _ in range(3):
         again = env.api.post(
-            "/status/callbacks/byteplus", params={"token": token}, json={"id": task["id"], "status": "failed"}
+            "/status/callbacks/byteplus",
+            params={"token": token},
+            json={"id": task["id"], "status": "failed"},
         )
         assert again.status_code == 200
     shown = env.status(user, gen["id"]).json()
     assert shown["status"] == "failed" and shown["error"]["code"] == MODERATED
     assert "video_url" not in shown or shown["video_url"] is None
-    assert env.ledger(gen["id"]) == [("generation", -gen["cost"]), ("generation_refund", gen["cost"])]
+    assert env.ledger(gen["id"]) == [
+        ("generation", -gen["cost"]),
+        ("generation_refund", gen["cost"]),
+    ]
     assert env.balance(user) == 5_000
 
 
@@ -50,7 +55,9 @@ def test_create_refused_for_sensitive_input_answers_4xx_with_the_reason_and_refu
     env: GenEnv,
 ) -> None:
     user = env.user(credits=5_000)
-    response = env.generate(user, "something forbidden [sim:reject=InputTextSensitiveContentDetected]")
+    response = env.generate(
+        user, "something forbidden [sim:reject=InputTextSensitiveContentDetected]"
+    )
     assert response.status_code == 422, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     problem = response.json()
@@ -60,7 +67,10 @@ def test_create_refused_for_sensitive_input_answers_4xx_with_the_reason_and_refu
     assert env.balance(user) == 5_000
     (row,) = env.db.all("select * from public.generations")
     assert row["status"] == "failed" and row["error_code"] == "InputTextSensitiveContentDetected"
-    assert env.ledger(row["id"]) == [("generation", -row["cost"]), ("generation_refund", row["cost"])]
+    assert env.ledger(row["id"]) == [
+        ("generation", -row["cost"]),
+        ("generation_refund", row["cost"]),
+    ]
     assert in_flight(env) == 0 and env.sim_tasks() == []
     env.age(row["id"], 3600)
     env.reconcile()
@@ -172,5 +182,50 @@ def test_a_lost_callback_and_status_read_are_caught_by_reconciliation(
     env.reconcile()
     assert env.row(gen["id"])["status"] == "failed"
     assert env.row(other["id"])["status"] == "completed"
-    assert env.ledger(gen["id"]) == [("generation", -gen["cost"]), ("generation_refund", gen["cost"])]
+    assert env.ledger(gen["id"]) == [
+        ("generation", -gen["cost"]),
+        ("generation_refund", gen["cost"]),
+    ]
     assert env.ledger(other["id"]) == [("generation", -other["cost"])]
+
+
+def test_a_task_that_appears_after_its_generation_was_refunded_is_canceled(env: GenEnv) -> None:
+    user = env.user(credits=5_000)
+    response = env.generate(user, "a late task [sim:timeout] [sim:delay=30]")
+    gen_id = response.json()["id"]
+    assert response.status_code == 202 and env.sim_tasks(gen_id) == []
+    env.age(gen_id, 600)  # the window passed and the provider's list shows nothing yet
+    env.reconcile()
+    assert env.row(gen_id)["status"] == "failed" and env.balance(user) == 5_000
+    task = wait_for(lambda: env.sim_tasks(gen_id), what="the late task appearing")[0]
+    token = parse_qs(urlsplit(task["sim"]["callback_url"]).query)["token"][0]
+    answer = env.api.post(
+        "/status/callbacks/byteplus",
+        params={"token": token},
+        json={"id": task["id"], "status": "queued"},
+    )
+    assert answer.status_code == 200
+    assert env.sim_task(gen_id)["status"] == "cancelled"
+    assert env.row(gen_id)["status"] == "failed" and env.row(gen_id)["provider_task_id"] is None
+    assert env.ledger(gen_id) == [
+        ("generation", -int(env.row(gen_id)["cost"])),
+        ("generation_refund", int(env.row(gen_id)["cost"])),
+    ]
+
+
+def test_a_copy_that_died_midway_is_redone_by_reconciliation(
+    env: GenEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env.lose_callbacks(monkeypatch)
+    user = env.user()
+    gen = env.accepted(user)
+    wait_for(lambda: env.sim_task(gen["id"])["status"] == "succeeded", what="the task finishing")
+    # a storer claimed the copy and died before writing anything (so no S3 event either)
+    assert env.db.one("select * from izgens.claim_storing(%s)", (gen["id"],)) is not None
+    env.reconcile()
+    assert env.row(gen["id"])["status"] == "storing"  # its lease still runs
+    env.age(gen["id"], 400)
+    env.reconcile()
+    done = env.row(gen["id"])
+    assert done["status"] == "completed" and env.object_exists(done["video_key"])
+    assert env.ledger(gen["id"]) == [("generation", -gen["cost"])]

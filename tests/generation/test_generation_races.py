@@ -82,7 +82,10 @@ def s3_record(key: str, size: int, name: str = "ObjectCreated:Put") -> dict[str,
         "eventVersion": "2.1",
         "eventSource": "aws:s3",
         "eventName": name,
-        "s3": {"bucket": {"name": "izgens-gen-test"}, "object": {"key": key, "size": size, "eTag": "x"}},
+        "s3": {
+            "bucket": {"name": "izgens-gen-test"},
+            "object": {"key": key, "size": size, "eTag": "x"},
+        },
     }
 
 
@@ -101,7 +104,9 @@ def test_the_s3_event_delivered_ten_times_at_once_completes_and_charges_once(env
     )
     encoded = quote(video_key, safe="")  # S3 sends keys URL-encoded, `/` as %2F
     put = {"Records": [s3_record(encoded, len(data))]}
-    multipart = {"Records": [s3_record(encoded, len(data), "ObjectCreated:CompleteMultipartUpload")]}
+    multipart = {
+        "Records": [s3_record(encoded, len(data), "ObjectCreated:CompleteMultipartUpload")]
+    }
     via_sqs = {"Records": [{"eventSource": "aws:sqs", "body": json.dumps(put)}]}
     several = {
         "Records": [

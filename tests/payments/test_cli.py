@@ -25,6 +25,7 @@ def test_purchases_show_prints_the_purchase_and_its_events(
     assert cli.main(["purchases", "show", str(pid)]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["purchase"]["id"] == str(pid) and shown["purchase"]["status"] == "completed"
+    assert (shown["purchase"]["amount"], shown["purchase"]["paid_amount"]) == ("5.00", "5.00000000")
     assert [e["status"] for e in shown["events"]] == ["pending", "completed"]
     assert shown["events"][1]["payload"]["verify_hash"]
 

@@ -81,7 +81,9 @@ def test_a_late_callback_after_reconciliation_changes_nothing(
     assert not late.credited and late.status == "completed" and balance(db, user) == 500
 
 
-def test_an_unchanged_open_invoice_is_recorded_once(db: Database, lost_callbacks: PlisioEnv) -> None:
+def test_an_unchanged_open_invoice_is_recorded_once(
+    db: Database, lost_callbacks: PlisioEnv
+) -> None:
     user = make_user(db)
     pid = buy(db, user)
     db.execute(AGED)

@@ -12,8 +12,8 @@
 --    tasks whose first create had been ambiguous.
 -- 2. The reconciliation window is measured from the last attempt, not from `created_at`
 --    (a generation that waited an hour for capacity gets the same window as any other).
--- 3. The dispatcher claims one generation at a time, so only the one actually being sent
---    is marked attempted, and arrival order holds.
+-- 3. A claim marks its rows attempted, so the dispatcher claims one at a time
+--    (`claim_submissions(1)`): only the generation actually being sent is marked.
 -- 4. `mark_running` on an already running generation records the check (`checked_at`):
 --    a status read of a running generation no longer asks the provider on every request.
 
@@ -123,9 +123,9 @@ begin
 end $$;
 
 
--- Hands the oldest waiting generation (never sent to the provider) to exactly one caller,
--- marked attempted: from here on only `mark_submitted`, `defer_submission` or
--- reconciliation move it. `p_limit` is kept for callers of the old signature.
+-- Hands up to p_limit waiting generations (never sent to the provider), oldest first, each
+-- to exactly one caller, marked attempted: from then on only `mark_submitted`,
+-- `defer_submission` or reconciliation move them.
 create or replace function izgens.claim_submissions(p_limit int, p_lease_seconds int default 60)
 returns setof public.generations
 language sql as $$
@@ -139,7 +139,7 @@ language sql as $$
        select id from public.generations
         where status = 'queued' and submit_attempted_at is null
         order by created_at, id
-        limit least(greatest(p_limit, 0), 1)
+        limit p_limit
         for update skip locked
      )
     returning g.*

@@ -182,7 +182,7 @@ def test_purchases_are_paged_and_never_another_users(
     first = seen[0]
     assert {"id", "status", "credits", "amount", "currency", "created_at"} <= set(first)
     assert (first["status"], first["credits"], first["amount"]) == ("pending", 500, "5.00")
-    # someone else's cursor shape is fine, a forged one is not
+    # forged paging is refused; a signed-in stranger sees an empty list
     for query in ("limit=0", "limit=101", "cursor=%%%", "cursor=WyJ4Il0", "cursor=" + "A" * 300):
         assert_problem(api.get(f"/account/purchases?{query}", headers=auth), 422, "invalid_request")
     assert api.get("/account/purchases", headers=bearer(dev_server.token(uuid.uuid4()))).json() == {

@@ -59,7 +59,13 @@ def forged(order: str, case: str) -> bytes:
 
 @pytest.mark.parametrize(
     "case",
-    ["tampered field", "missing hash", "wrong key", "hash of another body", "uppercase nonsense hash"],
+    [
+        "tampered field",
+        "missing hash",
+        "wrong key",
+        "hash of another body",
+        "uppercase nonsense hash",
+    ],
 )
 def test_bad_signatures_get_4xx_and_nothing_is_stored(
     api: httpx.Client, db: Database, plisio_env: PlisioEnv, case: str
@@ -176,7 +182,11 @@ def test_full_flow_checkout_invoice_pay_callback_credits(
     me = api.get("/account/me", headers=auth).json()
     assert me["balance"] == 500
     [entry] = api.get("/account/ledger", headers=auth).json()["items"]
-    assert (entry["reason"], entry["ref"], entry["delta"]) == ("purchase", bought["purchase_id"], 500)
+    assert (entry["reason"], entry["ref"], entry["delta"]) == (
+        "purchase",
+        bought["purchase_id"],
+        500,
+    )
     [listed] = api.get("/account/purchases", headers=auth).json()["items"]
     assert listed["id"] == bought["purchase_id"] and listed["status"] == "completed"
     assert (listed["credits"], listed["amount"], listed["currency"]) == (500, "5.00", "USD")
@@ -271,14 +281,20 @@ def test_the_plisio_key_is_absent_from_logs_errors_and_rows(
 
     def buy(key: str) -> httpx.Response:
         response = api.post(
-            "/account/checkout", json={"pack_id": "starter"}, headers=auth | {"Idempotency-Key": key}
+            "/account/checkout",
+            json={"pack_id": "starter"},
+            headers=auth | {"Idempotency-Key": key},
         )
         shown.append(response.text)
         return response
 
     ok = buy("ok")
     assert ok.status_code == 201
-    shown.append(api.post("/dev/plisio/pay", json={"purchase_id": ok.json()["purchase_id"], "status": "completed"}).text)
+    shown.append(
+        api.post(
+            "/dev/plisio/pay", json={"purchase_id": ok.json()["purchase_id"], "status": "completed"}
+        ).text
+    )
     shown.append(post(api, forged(ok.json()["purchase_id"], "wrong key")).text)
 
     wrong_key = "wrong-plisio-key-3a9d-MUST-NOT-LEAK"
@@ -303,12 +319,13 @@ def test_the_plisio_key_is_absent_from_logs_errors_and_rows(
     assert caplog.records  # the capture did see the requests
 
 
-def test_the_function_imports_no_jwt_library_or_database_driver() -> None:
-    """Cold start: importing the handler and refusing a bad callback loads neither."""
+def test_the_function_imports_no_jwt_library_database_driver_or_http_client() -> None:
+    """Cold start: importing the handler and refusing a bad callback loads no JWT library,
+    no database driver and no HTTP client."""
     script = """
 import json, sys
 import izgens_functions.plisio_webhook.handler as h
-loaded_at_import = [m for m in ("jwt", "psycopg", "psycopg_pool", "boto3") if m in sys.modules]
+loaded_at_import = [m for m in ("jwt", "psycopg", "psycopg_pool", "boto3", "httpx") if m in sys.modules]
 event = {
     "version": "2.0", "routeKey": "$default", "rawPath": "/plisio/callback",
     "rawQueryString": "json=true",
@@ -323,7 +340,7 @@ event = {
 class Context:
     aws_request_id = "test-request-0001"
 status = h.handler(event, Context())["statusCode"]
-after = [m for m in ("jwt", "psycopg", "psycopg_pool", "boto3") if m in sys.modules]
+after = [m for m in ("jwt", "psycopg", "psycopg_pool", "boto3", "httpx") if m in sys.modules]
 print(json.dumps({"import": loaded_at_import, "after": after, "status": status}))
 """
     env = {"IZGENS_ENV": "test", "PLISIO_SECRET_KEY": "k", "LOG_LEVEL": "WARNING", "PATH": ""}
