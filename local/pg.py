@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from pathlib import Path
 __all__ = ["EmbeddedPostgres", "reap_orphans", "start_postgres", "state_dir"]
 
 OWNER_FILE = "izgens-owner.json"
+ORPHAN_AGE_SECONDS = 3600
 
 
 def state_dir() -> Path:
@@ -96,12 +98,14 @@ def start_postgres(pgdata: Path, *, tune_for_tests: bool = False) -> EmbeddedPos
     pgdata.mkdir(parents=True, exist_ok=True)
     pid = _postmaster_pid(pgdata)
     already_running = pid is not None and _alive(pid)
+    owned = not already_running
+    if owned:
+        # claimed before initdb, so a concurrent reap_orphans never takes a server being born
+        (pgdata / OWNER_FILE).write_text(json.dumps({"owner_pid": os.getpid()}))
     server = pgserver.get_server(pgdata, cleanup_mode=None)
     atexit.unregister(server._cleanup)  # this module owns the lifetime (see stop())
     url = server.get_uri()
-    owned = not already_running
     if owned:
-        (pgdata / OWNER_FILE).write_text(json.dumps({"owner_pid": os.getpid()}))
         if tune_for_tests:
             import psycopg
 
@@ -123,6 +127,8 @@ def reap_orphans(parent: Path, prefix: str) -> int:
             owner = None
         if owner is not None and _alive(int(owner)):
             continue
+        if owner is None and time.time() - pgdata.stat().st_mtime < ORPHAN_AGE_SECONDS:
+            continue  # unclaimed but fresh: another process may be setting it up
         pid = _postmaster_pid(pgdata)
         if pid and _alive(pid):
             os.kill(pid, signal.SIGTERM)

@@ -12,7 +12,7 @@ from fastapi import Header, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from izgens import accounts, credits, payments
-from izgens.http import CurrentUser, Db, client_ip, create_app, lambda_handler
+from izgens.http import CurrentUser, Db, client_ip, create_app, lambda_handler, problem_responses
 from izgens.paging import DEFAULT_LIMIT, MAX_LIMIT, Page
 
 __all__ = ["app", "handler"]
@@ -66,7 +66,12 @@ def get_packs(user: CurrentUser, db: Db) -> list[payments.Pack]:
     return payments.list_packs(db)
 
 
-@app.post("/checkout", status_code=201, response_model=payments.Checkout)
+@app.post(
+    "/checkout",
+    status_code=201,
+    response_model=payments.Checkout,
+    responses=problem_responses(403, 409),
+)
 def checkout(
     body: CheckoutRequest,
     request: Request,

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from izgens import catalog
 from izgens.generations import GenerationView, Lifecycle, request_hash
-from izgens.http import CurrentUser, client_ip, create_app, lambda_handler
+from izgens.http import CurrentUser, client_ip, create_app, lambda_handler, problem_responses
 
 app = create_app("generate", title="izgens generate", description="Quotes, uploads, generations.")
 
@@ -84,11 +84,13 @@ def get_quote(
     )
 
 
-@app.post("/uploads", status_code=201, response_model=Upload)
-def create_upload(body: UploadRequest, user: CurrentUser) -> Upload:
+@app.post("/uploads", status_code=201, response_model=Upload, responses=problem_responses(403))
+def create_upload(body: UploadRequest, user: CurrentUser, request: Request) -> Upload:
     from izgens import uploads
 
-    presigned = uploads.create_upload(user.id, body.content_type, body.bytes)
+    presigned = uploads.create_upload(
+        user.id, body.content_type, body.bytes, client_ip=client_ip(request)
+    )
     return Upload(
         key=presigned["key"],
         url=presigned["url"],
@@ -97,7 +99,12 @@ def create_upload(body: UploadRequest, user: CurrentUser) -> Upload:
     )
 
 
-@app.post("/generations", status_code=202, response_model=GenerationView)
+@app.post(
+    "/generations",
+    status_code=202,
+    response_model=GenerationView,
+    responses=problem_responses(402, 403, 409),
+)
 def create_generation(
     body: catalog.GenerationSpec, user: CurrentUser, request: Request, key: IdempotencyKey
 ) -> GenerationView:
@@ -112,7 +119,12 @@ def create_generation(
     return life.view(gen)
 
 
-@app.post("/generations/{generation_id}/recreate", status_code=202, response_model=GenerationView)
+@app.post(
+    "/generations/{generation_id}/recreate",
+    status_code=202,
+    response_model=GenerationView,
+    responses=problem_responses(402, 403, 409),
+)
 def recreate(
     generation_id: uuid.UUID,
     body: RecreateRequest,

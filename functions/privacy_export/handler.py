@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import Response
+from fastapi import Request, Response
 
-from izgens.http import CurrentUser, create_app, lambda_handler
+from izgens.http import CurrentUser, client_ip, create_app, lambda_handler
 from izgens.privacy import DeletionView, ExportView, Privacy
 
 app = create_app(
@@ -16,8 +16,8 @@ app = create_app(
 
 
 @app.post("/privacy/exports", status_code=202, response_model=ExportView)
-def request_export(user: CurrentUser) -> ExportView:
-    return Privacy.from_settings().request_export(user.id)
+def request_export(user: CurrentUser, request: Request) -> ExportView:
+    return Privacy.from_settings().request_export(user.id, client_ip(request))
 
 
 @app.get("/privacy/exports/{export_id}", response_model=ExportView)

@@ -14,7 +14,7 @@ from fastapi import Query, Request, Response
 
 from izgens import generations
 from izgens.generations import GenerationView, Lifecycle
-from izgens.http import CurrentUser, create_app, lambda_handler
+from izgens.http import CurrentUser, create_app, lambda_handler, problem_responses
 from izgens.paging import DEFAULT_LIMIT, MAX_LIMIT, Page
 
 app = create_app("status", title="izgens status", description="History, status, delete, callbacks.")
@@ -51,7 +51,7 @@ def delete_generation(generation_id: uuid.UUID, user: CurrentUser) -> Response:
     return Response(status_code=204)
 
 
-@app.post("/callbacks/byteplus", include_in_schema=True)
+@app.post("/callbacks/byteplus", include_in_schema=True, responses=problem_responses(409))
 async def byteplus_callback(
     request: Request, token: Annotated[str, Query(min_length=1, max_length=200)]
 ) -> dict[str, bool]:

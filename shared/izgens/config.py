@@ -91,12 +91,17 @@ class Settings(BaseModel):
     export_link_seconds: int = Field(600, ge=30, le=3600)
     video_link_seconds: int = Field(900, ge=30, le=3600 * 12)
 
+    # fixed windows; each limit is the number of admitted attempts per window (0: none)
     rate_window_seconds: int = Field(60, ge=1)
     rate_generate_user: int = Field(10, ge=0)
     rate_generate_ip: int = Field(30, ge=0)
     rate_upload_user: int = Field(30, ge=0)
+    rate_upload_ip: int = Field(90, ge=0)
     rate_checkout_user: int = Field(10, ge=0)
+    rate_checkout_ip: int = Field(30, ge=0)
     rate_export_user: int = Field(3, ge=0)
+    rate_export_ip: int = Field(10, ge=0)
+    # presented-but-invalid access tokens per address; past it 429 instead of 401
     rate_auth_failures_ip: int = Field(60, ge=0)
 
     max_body_bytes: int = Field(64 * 1024, ge=1024)

@@ -7,6 +7,7 @@ the same problem+json writer, so a client only ever sees one error shape.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
 import sys
@@ -32,12 +33,14 @@ __all__ = [
     "PROBLEM_RESPONSES",
     "CurrentUser",
     "Db",
-    "client_ip",
     "after_restore",
+    "client_ip",
+    "count_auth_failure",
     "create_app",
     "install_snapstart_hooks",
     "lambda_handler",
     "problem",
+    "problem_responses",
 ]
 
 logger = logging.getLogger("izgens.http")
@@ -81,16 +84,33 @@ def _problem_doc(description: str) -> dict[str, Any]:
     }
 
 
-PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: _problem_doc("Malformed request (e.g. a body that is not JSON)"),
-    401: _problem_doc("Missing, expired or forged access token"),
-    404: _problem_doc("Not found (also for another user's ids)"),
-    405: _problem_doc("Method not allowed"),
-    413: _problem_doc("Request body too large"),
-    422: _problem_doc("Invalid request"),
-    429: _problem_doc("Rate limited; see Retry-After"),
-    503: _problem_doc("A dependency is unavailable; retry later"),
+_PROBLEM_DESCRIPTIONS = {
+    400: "Malformed request (e.g. a body that is not JSON)",
+    401: "Missing, expired or forged access token",
+    402: "Not enough credits",
+    403: "The account may not do this (age not confirmed, blocked, deletion pending)",
+    404: "Not found (also for another user's ids)",
+    405: "Method not allowed",
+    409: "Conflict: Idempotency-Key reused with another body, or not possible in this state",
+    413: "Request body too large",
+    422: "Invalid request",
+    429: "Rate limited (also repeated failed sign-ins from one address); see Retry-After",
+    502: "An external service failed",
+    503: "A dependency is unavailable; retry later",
 }
+
+# every route can answer these (the edge, auth and validation); add the rest per route
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: _problem_doc(_PROBLEM_DESCRIPTIONS[status])
+    for status in (400, 401, 404, 405, 413, 422, 429, 503)
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The error responses one route adds to PROBLEM_RESPONSES, for its `responses=`:
+    an answer the OpenAPI document does not declare is a bug the fuzz tests report."""
+    return {status: _problem_doc(_PROBLEM_DESCRIPTIONS[status]) for status in statuses}
+
 
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -176,6 +196,10 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if isinstance(exc.__cause__, errors.IzgensError):
+        # FastAPI turns any error while reading the body into "400 error parsing the body";
+        # the size limit of a body sent without Content-Length is one (413, not 400)
+        return await _izgens_error(request, exc.__cause__)
     codes = {
         404: "not_found",
         405: "method_not_allowed",
@@ -183,7 +207,23 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         413: "payload_too_large",
     }
     code = codes.get(exc.status_code, "http_error")
-    return problem(exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None))
+    headers = dict(getattr(exc, "headers", None) or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+    return problem(exc.status_code, code, str(exc.detail), headers=headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (RFC 9110 §15.5.6). Starlette names only
+    the first route whose path matched, so `DELETE /x` beside `POST /x` went missing."""
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    for route in getattr(request.app, "routes", []):
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
@@ -191,25 +231,39 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     return problem(500, "internal_error", "Internal error", "something went wrong on our side")
 
 
+CORS_ALLOW_METHODS = b"GET, POST, PATCH, DELETE"
+CORS_ALLOW_HEADERS = b"authorization, content-type, idempotency-key, x-request-id"
+CORS_EXPOSE_HEADERS = b"retry-after, x-request-id"
+
+
 class EdgeMiddleware:
-    """Request id, body size limit, security headers and one access log line per request."""
+    """Request id, body size limit, security headers, CORS (when CORS_ORIGINS is set) and
+    one access log line per request; also for errors no handler caught (500)."""
 
     def __init__(self, app: ASGIApp, function: str) -> None:
         self.app = app
         self.function = function
         self.max_body: int | None = None
+        self.cors_origins: frozenset[str] = frozenset()
+
+    def _configure(self) -> int:
+        """Settings are read at the first request, never at import."""
+        from izgens.config import get_settings
+
+        settings = get_settings()
+        configure_logging(settings.log_level)
+        # On AWS the Function URL answers CORS and CORS_ORIGINS stays empty; the container
+        # and the dev server answer it here.
+        self.cors_origins = frozenset(o.rstrip("/").lower() for o in settings.cors_origins)
+        self.max_body = settings.max_body_bytes
+        return self.max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or request_id_var.get() is not None:
             # not HTTP, or an app mounted inside another app that already did all this
             await self.app(scope, receive, send)
             return
-        if self.max_body is None:
-            from izgens.config import get_settings
-
-            settings = get_settings()
-            configure_logging(settings.log_level)
-            self.max_body = settings.max_body_bytes
+        limit = self.max_body if self.max_body is not None else self._configure()
         headers = dict(scope.get("headers") or [])
         given = headers.get(b"x-request-id", b"").decode("latin-1")
         context = scope.get("aws.context")
@@ -220,17 +274,28 @@ class EdgeMiddleware:
         )
         token = request_id_var.set(request_id)
         started = time.perf_counter()
-        status_holder = {"status": 500}
-        limit = self.max_body
+        status_holder = {"status": 500, "started": False}
+        edge_headers = [(b"x-request-id", request_id.encode()), *SECURITY_HEADERS]
+        cors_origin = self._cors_origin(headers)
+        if self.cors_origins:
+            edge_headers.append((b"vary", b"Origin"))
+        if cors_origin is not None:
+            edge_headers += [
+                (b"access-control-allow-origin", cors_origin),
+                (b"access-control-expose-headers", CORS_EXPOSE_HEADERS),
+            ]
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
-                extra = [(b"x-request-id", request_id.encode()), *SECURITY_HEADERS]
-                message["headers"] = list(message.get("headers", [])) + extra
+                status_holder["started"] = True
+                message["headers"] = list(message.get("headers", [])) + edge_headers
             await send(message)
 
         try:
+            if cors_origin is not None and _is_preflight(scope, headers):
+                await _preflight(send_with_headers)
+                return
             length = headers.get(b"content-length", b"0").decode("latin-1")
             if not length.isdigit() or int(length) > limit:
                 too_big = errors.PayloadTooLarge(f"request bodies are limited to {limit} bytes")
@@ -250,7 +315,18 @@ class EdgeMiddleware:
                         raise errors.PayloadTooLarge(f"request bodies are limited to {limit} bytes")
                 return message
 
-            await self.app(scope, limited_receive, send_with_headers)
+            try:
+                await self.app(scope, limited_receive, send_with_headers)
+            except Exception as exc:
+                # Starlette answers these outside every middleware (no request id, no
+                # security headers); answer here instead, once, if nothing was sent yet
+                if status_holder["started"]:
+                    raise
+                logger.error("unhandled error", exc_info=exc)
+                failed = problem(
+                    500, "internal_error", "Internal error", "something went wrong on our side"
+                )
+                await failed(scope, receive, send_with_headers)
         finally:
             log_event(
                 logger,
@@ -262,6 +338,34 @@ class EdgeMiddleware:
                 duration_ms=round((time.perf_counter() - started) * 1000, 1),
             )
             request_id_var.reset(token)
+
+    def _cors_origin(self, headers: dict[bytes, bytes]) -> bytes | None:
+        """The request's Origin when it is one of CORS_ORIGINS (exactly), else None."""
+        origin = headers.get(b"origin")
+        if not origin or not self.cors_origins:
+            return None
+        if origin.decode("latin-1").rstrip("/").lower() not in self.cors_origins:
+            return None
+        return origin
+
+
+def _is_preflight(scope: Scope, headers: dict[bytes, bytes]) -> bool:
+    return scope.get("method") == "OPTIONS" and b"access-control-request-method" in headers
+
+
+async def _preflight(send: Send) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 204,
+            "headers": [
+                (b"access-control-allow-methods", CORS_ALLOW_METHODS),
+                (b"access-control-allow-headers", CORS_ALLOW_HEADERS),
+                (b"access-control-max-age", b"600"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": b""})
 
 
 def create_app(function: str, *, title: str, description: str = "") -> FastAPI:
@@ -318,13 +422,41 @@ _bearer = HTTPBearer(auto_error=False, description="Supabase access token")
 
 
 def current_user(
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
+    """The verified caller. A missing token costs nothing (the signed-out path imports no
+    database driver); a presented token that fails counts against the caller's address,
+    and past RATE_AUTH_FAILURES_IP per window the answer is 429, not 401."""
     from izgens.auth import get_verifier
 
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise errors.Unauthenticated("send Authorization: Bearer <access token>")
-    return get_verifier().verify(credentials.credentials)
+    try:
+        return get_verifier().verify(credentials.credentials)
+    except errors.Unauthenticated:
+        count_auth_failure(client_ip(request))
+        raise
+
+
+def count_auth_failure(address: str | None) -> None:
+    """One SQL round trip: count a failed token against its address (an IPv6 /64 counts as
+    one address); `RateLimited` once over the limit. Never turns a 401 into a 503."""
+    from izgens.config import get_settings
+    from izgens.db import get_database
+
+    s = get_settings()
+    try:
+        row = get_database().one(
+            "select izgens.rate_limit('auth:ip:' || izgens.ip_bucket(%s::inet), %s, %s) as retry",
+            (address, s.rate_auth_failures_ip, s.rate_window_seconds),
+        )
+    except errors.DatabaseUnavailable:
+        log_event(logger, "auth failure not counted: no database", logging.WARNING)
+        return
+    retry = int(row["retry"]) if row else 0
+    if retry > 0:
+        raise errors.RateLimited(retry, "auth")
 
 
 def database() -> Database:
@@ -339,17 +471,29 @@ Db = Annotated[Database, Depends(database)]
 
 def client_ip(request: Request) -> str | None:
     """The caller's address: Lambda's sourceIp, else the socket peer (or X-Forwarded-For
-    when TRUST_FORWARDED_FOR is set, for a container behind a proxy)."""
+    when TRUST_FORWARDED_FOR is set, for a container behind a proxy). Always a valid IP
+    address or None: whatever a client sends, the SQL `inet` it is stored as never fails."""
     event = request.scope.get("aws.event")
     if isinstance(event, dict):
-        source = event.get("requestContext", {}).get("http", {}).get("sourceIp")
-        if isinstance(source, str) and source:
+        source = _valid_ip(event.get("requestContext", {}).get("http", {}).get("sourceIp"))
+        if source:
             return source
     from izgens.config import get_settings
 
     if get_settings().trust_forwarded_for:
-        forwarded = request.headers.get("x-forwarded-for", "")
-        first = forwarded.split(",")[0].strip()
-        if first:
-            return first
-    return request.client.host if request.client else None
+        forwarded = _valid_ip(request.headers.get("x-forwarded-for", "").split(",")[0].strip())
+        if forwarded:
+            return forwarded
+    return _valid_ip(request.client.host if request.client else None)
+
+
+def _valid_ip(value: object) -> str | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        address = ipaddress.ip_address(value.partition("%")[0])  # no IPv6 zone ids
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return str(address.ipv4_mapped)  # one client, one bucket (not the mapped /64)
+    return str(address)

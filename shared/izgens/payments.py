@@ -280,7 +280,7 @@ def start_checkout(
     s = settings or get_settings()
     callback_url = _callback_url(s)  # before anything is written
     row = db.one(
-        "select * from izgens.start_checkout(%s, %s, %s, %s, %s, %s)",
+        "select * from izgens.start_checkout_limited(%s, %s, %s, %s, %s, %s, %s)",
         (
             user_id,
             pack_id,
@@ -288,6 +288,7 @@ def start_checkout(
             _inet(client_ip),
             s.rate_checkout_user,
             s.rate_window_seconds,
+            s.rate_checkout_ip,
         ),
         idempotent=True,  # a replay finds the row a lost attempt made (same key)
     )

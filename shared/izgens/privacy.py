@@ -84,13 +84,13 @@ class Privacy:
 
     # -- exports ------------------------------------------------------------------------------
 
-    def request_export(self, user_id: uuid.UUID) -> ExportView:
-        """Record the request (rate limited), then build the export right away; a build that
-        dies is finished by the cleanup job."""
+    def request_export(self, user_id: uuid.UUID, client_ip: str | None = None) -> ExportView:
+        """Record the request (rate limited per user and address), then build the export
+        right away; a build that dies is finished by the cleanup job."""
         s = self.settings
         row = self.db.one(
-            "select * from izgens.request_export(%s, %s, %s)",
-            (user_id, s.rate_export_user, s.rate_window_seconds),
+            "select * from izgens.request_export_limited(%s, %s, %s, %s, %s)",
+            (user_id, s.rate_export_user, s.rate_window_seconds, client_ip, s.rate_export_ip),
         )
         assert row is not None
         self.build_export(row["id"])

@@ -13,9 +13,12 @@ from izgens.storage import UPLOAD_TYPES, PresignedUpload, get_storage
 __all__ = ["create_upload"]
 
 
-def create_upload(user_id: uuid.UUID, content_type: str, size: int) -> PresignedUpload:
-    """Gates, rate limit and the row in one SQL call, then a POST policy pinned to the
-    key, the type and the size. The filename never becomes part of the key."""
+def create_upload(
+    user_id: uuid.UUID, content_type: str, size: int, *, client_ip: str | None = None
+) -> PresignedUpload:
+    """Gates, rate limits (user and address) and the row in one SQL call, then a POST
+    policy pinned to the key, the type and the size. The filename never becomes part of
+    the key."""
     upload_type = UPLOAD_TYPES.get(content_type)
     if upload_type is None:
         raise InvalidRequest(f"content_type must be one of {', '.join(UPLOAD_TYPES)}")
@@ -23,7 +26,7 @@ def create_upload(user_id: uuid.UUID, content_type: str, size: int) -> Presigned
     storage = get_storage()
     presigned = storage.presign_upload(user_id, content_type, size)
     get_database().one(
-        "select * from izgens.register_upload(%s, %s, %s, %s, %s, %s, %s, %s)",
+        "select * from izgens.register_upload_limited(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (
             user_id,
             presigned["key"],
@@ -33,6 +36,8 @@ def create_upload(user_id: uuid.UUID, content_type: str, size: int) -> Presigned
             settings.reference_retention_hours,
             settings.rate_upload_user,
             settings.rate_window_seconds,
+            client_ip,
+            settings.rate_upload_ip,
         ),
     )
     return presigned

@@ -82,7 +82,7 @@ def test_the_dispatcher_stops_at_the_first_refusal_and_keeps_the_order(env: GenE
 def test_a_slot_freed_by_a_finished_task_dispatches_the_next_waiting(env: GenEnv) -> None:
     env.sim.config.max_queued = 1
     user = env.user()
-    first = env.accepted(user, "a short one [sim:delay=2]")
+    first = env.accepted(user, "a short one [sim:delay=3]")
     waiting = env.accepted(user, "waits its turn")
     assert waiting["status"] == "queued"
     env.sim.config.max_queued = 120
