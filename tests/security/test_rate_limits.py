@@ -1,0 +1,384 @@
+"""Rate limits and abuse: every limit (per user and per address) holds under concurrency,
+answers 429 with Retry-After, is configurable, costs one SQL round trip (folded into the
+call it guards) and a refused attempt changes nothing: no row, no charge, no count."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from izgens.config import reset_settings
+from izgens.db import Database, get_database
+from izgens.logs import request_id_var
+from tests.security.support import Stack, assert_problem, forged_tokens
+
+LIMIT = 4
+ATTEMPTS = 16
+WINDOW = 86_400  # a window boundary inside a test would be a flake; a day makes it ~never
+
+ALL_LIMITS = (
+    "RATE_GENERATE_USER",
+    "RATE_GENERATE_IP",
+    "RATE_UPLOAD_USER",
+    "RATE_UPLOAD_IP",
+    "RATE_CHECKOUT_USER",
+    "RATE_CHECKOUT_IP",
+    "RATE_EXPORT_USER",
+    "RATE_EXPORT_IP",
+    "RATE_AUTH_FAILURES_IP",
+)
+
+
+def _limits(monkeypatch: pytest.MonkeyPatch, **limits: int) -> None:
+    """Every limit out of the way except those given; addresses from X-Forwarded-For."""
+    for name in ALL_LIMITS:
+        monkeypatch.setenv(name, str(limits.get(name, 100_000)))
+    monkeypatch.setenv("RATE_WINDOW_SECONDS", str(WINDOW))
+    monkeypatch.setenv("TRUST_FORWARDED_FOR", "true")
+    reset_settings()
+
+
+def _together(calls: list[Callable[[], httpx.Response]]) -> list[httpx.Response]:
+    """Run the calls at once: every thread waits at a barrier, then all fire."""
+    barrier = threading.Barrier(len(calls))
+
+    def run(call: Callable[[], httpx.Response]) -> httpx.Response:
+        barrier.wait()
+        return call()
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(run, calls))
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str  # the bucket prefix in SQL
+    table: str  # where an admitted attempt writes its row
+    method: str
+    path: str
+    body: dict[str, Any] | None
+    idempotent: bool  # takes an Idempotency-Key
+
+
+ACTIONS = {
+    "generate": Action(
+        "generate",
+        "generations",
+        "POST",
+        "/generate/generations",
+        {"prompt": "a paper boat on a river"},
+        True,
+    ),
+    "upload": Action(
+        "upload",
+        "reference_uploads",
+        "POST",
+        "/generate/uploads",
+        {"filename": "a.png", "content_type": "image/png", "bytes": 1000},
+        False,
+    ),
+    "checkout": Action(
+        "checkout", "purchases", "POST", "/account/checkout", {"pack_id": "starter"}, True
+    ),
+    "export": Action(
+        "export", "data_exports", "POST", "/privacy_export/privacy/exports", None, False
+    ),
+}
+
+
+def _call(stack: Stack, action: Action, token: str, ip: str) -> Callable[[], httpx.Response]:
+    headers = {"Authorization": f"Bearer {token}", "X-Forwarded-For": ip}
+    if action.idempotent:
+        headers["Idempotency-Key"] = uuid.uuid4().hex
+
+    def call() -> httpx.Response:
+        with httpx.Client(base_url=stack.dev.base, timeout=60) as client:
+            return client.request(action.method, action.path, json=action.body, headers=headers)
+
+    return call
+
+
+def _hits(db: Database, prefix: str) -> int:
+    row = db.one(
+        "select coalesce(sum(hits), 0) as n from public.rate_limits where bucket like %s",
+        (prefix + "%",),
+    )
+    assert row is not None
+    return int(row["n"])
+
+
+def _assert_exactly_limit_admitted(responses: list[httpx.Response]) -> None:
+    admitted = [r for r in responses if r.status_code < 300]
+    refused = [r for r in responses if r.status_code == 429]
+    assert len(admitted) == LIMIT, [(r.status_code, r.text[:200]) for r in responses]
+    assert len(refused) == ATTEMPTS - LIMIT
+    for response in refused:
+        body = assert_problem(response, 429)
+        assert body["code"] == "rate_limited"
+        assert 1 <= int(response.headers["retry-after"]) <= WINDOW
+
+
+@pytest.mark.parametrize("action", list(ACTIONS))
+def test_the_per_user_limit_holds_under_concurrency_and_refusals_write_nothing(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, action: str
+) -> None:
+    spec = ACTIONS[action]
+    _limits(monkeypatch, **{f"RATE_{action.upper()}_USER": LIMIT})
+    before = stack.counts()
+    balance = stack.db.one("select balance from public.profiles where user_id = %s", (stack.user,))
+    # one user from many addresses: only the per-user limit can bind
+    calls = [_call(stack, spec, stack.token, f"198.51.100.{i + 1}") for i in range(ATTEMPTS)]
+    _assert_exactly_limit_admitted(_together(calls))
+    after = stack.counts()
+    assert after[spec.table] == before[spec.table] + LIMIT
+    # the refused attempts counted nowhere: neither their user nor their address bucket
+    assert _hits(stack.db, f"{spec.name}:user:") == LIMIT
+    assert _hits(stack.db, f"{spec.name}:ip:") == LIMIT
+    if action == "generate":
+        cost = stack.db.one(
+            "select coalesce(sum(cost), 0) as c from public.generations where user_id = %s",
+            (stack.user,),
+        )
+        now = stack.db.one("select balance from public.profiles where user_id = %s", (stack.user,))
+        assert balance is not None and cost is not None and now is not None
+        assert now["balance"] == balance["balance"] - cost["c"]
+        assert after["credit_ledger"] == before["credit_ledger"] + LIMIT
+
+
+@pytest.mark.parametrize("action", list(ACTIONS))
+def test_the_per_address_limit_holds_under_concurrency_and_refusals_write_nothing(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, action: str
+) -> None:
+    spec = ACTIONS[action]
+    _limits(monkeypatch, **{f"RATE_{action.upper()}_IP": LIMIT})
+    users = [stack.new_user() for _ in range(ATTEMPTS)]
+    before = stack.counts()
+    # many users behind one address: only the per-address limit can bind
+    calls = [_call(stack, spec, token, "203.0.113.9") for _, token in users]
+    _assert_exactly_limit_admitted(_together(calls))
+    after = stack.counts()
+    assert after[spec.table] == before[spec.table] + LIMIT
+    assert _hits(stack.db, f"{spec.name}:ip:203.0.113.9") == LIMIT
+    # refused users' own buckets were rolled back with their attempt
+    assert _hits(stack.db, f"{spec.name}:user:") == LIMIT
+    # another address is not affected
+    _, token = users[0]
+    other = _call(stack, spec, token, "203.0.113.10")()
+    assert other.status_code < 300, other.text
+
+
+def test_ipv6_addresses_of_one_subscriber_share_a_bucket(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rotating through a /64 (one subscriber's allocation) does not reset the limit; an
+    IPv4-mapped address counts as its IPv4 address."""
+    _limits(monkeypatch, RATE_UPLOAD_IP=2)
+    spec = ACTIONS["upload"]
+    assert _call(stack, spec, stack.token, "2001:db8:1:2::1")().status_code == 201
+    assert _call(stack, spec, stack.token, "2001:db8:1:2:ffff::9")().status_code == 201
+    assert_problem(_call(stack, spec, stack.token, "2001:db8:1:2::abcd")(), 429)
+    assert _call(stack, spec, stack.token, "2001:db8:1:3::1")().status_code == 201  # next /64
+    assert _call(stack, spec, stack.token, "::ffff:192.0.2.1")().status_code == 201
+    assert _call(stack, spec, stack.token, "192.0.2.1")().status_code == 201
+    assert_problem(_call(stack, spec, stack.token, "192.0.2.1")(), 429)
+
+
+# ---------------------------------------------------------------------------------------------
+# Failed sign-ins
+
+
+def test_failed_tokens_per_address_turn_into_429_under_concurrency(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _limits(monkeypatch, RATE_AUTH_FAILURES_IP=LIMIT)
+    forged = list(forged_tokens(stack.dev, stack.user).values())
+    before = stack.counts()
+
+    def call(token: str) -> Callable[[], httpx.Response]:
+        def run() -> httpx.Response:
+            with httpx.Client(base_url=stack.dev.base, timeout=60) as client:
+                return client.get(
+                    "/account/me",
+                    headers={"Authorization": f"Bearer {token}", "X-Forwarded-For": "192.0.2.77"},
+                )
+
+        return run
+
+    responses = _together([call(forged[i % len(forged)]) for i in range(ATTEMPTS)])
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [401] * LIMIT + [429] * (ATTEMPTS - LIMIT), statuses
+    for response in responses:
+        body = assert_problem(response)
+        if response.status_code == 429:
+            assert body["code"] == "rate_limited"
+            assert 1 <= int(response.headers["retry-after"]) <= WINDOW
+    assert _hits(stack.db, "auth:ip:192.0.2.77") == LIMIT
+    # nothing else was written; the failures did not lock out a valid token from there
+    assert {k: v for k, v in stack.counts().items() if k != "rate_limits"} == {
+        k: v for k, v in before.items() if k != "rate_limits"
+    }
+    valid = stack.api.get("/account/me", headers={**stack.auth, "X-Forwarded-For": "192.0.2.77"})
+    assert valid.status_code == 200, valid.text
+    # another address still gets a plain 401
+    other = stack.api.get(
+        "/account/me",
+        headers={"Authorization": f"Bearer {forged[0]}", "X-Forwarded-For": "192.0.2.78"},
+    )
+    assert_problem(other, 401)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": ""}, {"Authorization": "Bearer"}, {"Authorization": "Basic dTpw"}],
+    ids=["none", "empty", "bearer without token", "basic"],
+)
+def test_a_missing_token_is_401_never_counted_and_never_429(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, headers: dict[str, str]
+) -> None:
+    _limits(monkeypatch, RATE_AUTH_FAILURES_IP=0)  # any counted failure would be a 429
+    before = stack.counts()
+    for _ in range(3):
+        response = stack.api.get("/account/me", headers={**headers, "X-Forwarded-For": "192.0.2.5"})
+        assert_problem(response, 401)
+    assert stack.counts() == before
+
+
+# ---------------------------------------------------------------------------------------------
+# Round trips
+
+
+@contextmanager
+def _sql_by_request() -> Iterator[dict[str, int]]:
+    """SQL round trips on the process-wide database, by the request id that ran them."""
+    database = get_database()
+    original = database._run
+    counts: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            rid = request_id_var.get() or "-"
+            counts[rid] = counts.get(rid, 0) + 1
+        return original(*args, **kwargs)
+
+    database._run = counted  # type: ignore[method-assign]
+    try:
+        yield counts
+    finally:
+        del database._run
+
+
+def test_each_limit_is_folded_into_the_call_it_guards(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A limit costs no round trip of its own: an upload is one SQL call, a checkout two
+    (admit, attach the invoice), a failed token one, a missing token none."""
+    _limits(monkeypatch, RATE_UPLOAD_IP=10, RATE_CHECKOUT_IP=10, RATE_AUTH_FAILURES_IP=10)
+    forged = forged_tokens(stack.dev, stack.user)["expired"]
+    cases = {
+        "upload-req-0001": (ACTIONS["upload"], stack.auth, 201, 1),
+        "checkout-req-0001": (ACTIONS["checkout"], stack.auth, 201, 2),
+        "badtoken-req-0001": (None, {"Authorization": f"Bearer {forged}"}, 401, 1),
+        "notoken-req-00001": (None, {}, 401, 0),
+    }
+    with _sql_by_request() as counts:
+        for rid, (action, auth, status, _) in cases.items():
+            headers = {**auth, "X-Request-Id": rid, "X-Forwarded-For": "192.0.2.33"}
+            if action is None:
+                response = stack.api.get("/account/me", headers=headers)
+            else:
+                if action.idempotent:
+                    headers["Idempotency-Key"] = uuid.uuid4().hex
+                response = stack.api.request(
+                    action.method, action.path, json=action.body, headers=headers
+                )
+            assert response.status_code == status, response.text
+    assert {rid: counts.get(rid, 0) for rid in cases} == {
+        rid: expected for rid, (*_, expected) in cases.items()
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# The SQL itself
+
+
+def test_the_sql_limit_never_over_admits_under_contention(db: Database) -> None:
+    """64 connections race for one bucket of 10: exactly 10 are admitted, the rest get the
+    seconds to wait, and refused hits are not counted."""
+    with ThreadPoolExecutor(64) as pool:
+        barrier = threading.Barrier(64)
+
+        def hit(_: int) -> int:
+            barrier.wait()
+            row = db.one("select izgens.rate_limit('race:user:x', 10, 3600) as retry")
+            assert row is not None
+            return int(row["retry"])
+
+        results = list(pool.map(hit, range(64)))
+    assert results.count(0) == 10
+    assert all(1 <= r <= 3600 for r in results if r)
+    assert _hits(db, "race:user:x") == 10
+
+
+@pytest.mark.parametrize(
+    ("address", "bucket"),
+    [
+        ("203.0.113.7", "203.0.113.7"),
+        ("2001:db8:aa:bb:cc:dd:ee:ff", "2001:db8:aa:bb::/64"),
+        (None, "unknown"),
+    ],
+)
+def test_address_buckets(db: Database, address: str | None, bucket: str) -> None:
+    row = db.one("select izgens.ip_bucket(%s::inet) as b", (address,))
+    assert row is not None and row["b"] == bucket
+
+
+def test_the_signed_out_path_imports_no_database_driver_or_jwt(tmp_path: Path) -> None:
+    """Counting failed tokens must not cost the unauthenticated cold start: a request
+    without a token is answered 401 by every function with psycopg and jwt never imported."""
+    script = r"""
+import json, sys
+from izgens_local.devserver import HTTP_FUNCTIONS, load_function
+from mangum import Mangum
+results = {}
+for name in HTTP_FUNCTIONS:
+    app = load_function(name).app
+    secured = [
+        (path, method) for path, item in app.openapi()["paths"].items()
+        for method, op in item.items() if op.get("security") and "{" not in path
+    ]
+    path, method = secured[0] if secured else ("/nothing", "get")
+    event = {
+        "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
+        "headers": {"host": "x.lambda-url.us-east-1.on.aws", "x-forwarded-proto": "https"},
+        "requestContext": {"http": {"method": method.upper(), "path": path,
+                           "sourceIp": "203.0.113.1", "protocol": "HTTP/1.1"},
+                           "requestId": "r", "accountId": "1", "apiId": "a",
+                           "domainName": "x", "stage": "$default"},
+        "isBase64Encoded": False,
+    }
+    answer = Mangum(app, lifespan="off")(event, None)
+    results[name] = answer["statusCode"]
+loaded = [m for m in ("psycopg", "psycopg_pool", "jwt") if m in sys.modules]
+print(json.dumps({"status": results, "loaded": loaded}))
+"""
+    env = {"IZGENS_ENV": "test", "PATH": "/usr/bin:/bin", "LOG_LEVEL": "WARNING"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["loaded"] == []
+    assert all(status in (401, 404) for status in result["status"].values()), result
