@@ -41,7 +41,9 @@ sys.stdout.write(json.dumps({"s": elapsed, "peak": peak, "status": row["status"]
 
 def seed_user(conn: psycopg.Connection, generations: int) -> uuid.UUID:
     user = uuid.uuid4()
-    conn.execute("insert into auth.users (id, email) values (%s, %s)", (user, f"{user.hex[:8]}@example.com"))
+    conn.execute(
+        "insert into auth.users (id, email) values (%s, %s)", (user, f"{user.hex[:8]}@example.com")
+    )
     conn.execute("select izgens.ensure_profile(%s)", (user,))
     conn.execute(
         """
@@ -74,7 +76,11 @@ def main() -> None:
                 "insert into public.data_exports (user_id) values (%s) returning id", (user,)
             ).fetchone()[0]
             out = subprocess.run(
-                [sys.executable, "-c", CHILD, str(export_id)], env=env, capture_output=True, text=True, check=False
+                [sys.executable, "-c", CHILD, str(export_id)],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
             )
             if out.returncode != 0:
                 raise RuntimeError(out.stderr[-3000:])
@@ -85,12 +91,31 @@ def main() -> None:
         for size, result in results:
             per_row = result["s"] / size * 1000
             base_per_row = base["s"] / base_size * 1000
-            rows.append([
-                f"{size:,}", f"{result['s']:.2f}", f"{per_row:.3f}", f"{per_row / base_per_row:.2f}",
-                f"{result['peak'] / 2**20:.1f}", f"{result['bytes'] / 2**20:.1f}",
-            ])
+            rows.append(
+                [
+                    f"{size:,}",
+                    f"{result['s']:.2f}",
+                    f"{per_row:.3f}",
+                    f"{per_row / base_per_row:.2f}",
+                    f"{result['peak'] / 2**20:.1f}",
+                    f"{result['bytes'] / 2**20:.1f}",
+                ]
+            )
         sys.stdout.write("\nPrivacy export (fresh process per export)\n")
-        sys.stdout.write(table(["generations", "seconds", "ms/row", "per-row vs 1st", "peak heap MiB", "export MiB"], rows) + "\n")
+        sys.stdout.write(
+            table(
+                [
+                    "generations",
+                    "seconds",
+                    "ms/row",
+                    "per-row vs 1st",
+                    "peak heap MiB",
+                    "export MiB",
+                ],
+                rows,
+            )
+            + "\n"
+        )
 
         user = seed_user(conn, 0)
         storage = s3.storage()

@@ -37,7 +37,7 @@ def run(url: str, op: Callable[[psycopg.Connection, int, int], None]) -> float:
         try:
             for i in range(OPS_PER_THREAD):
                 op(conns[t], t, i)
-        except BaseException as exc:  # reported after the run
+        except Exception as exc:  # noqa: BLE001 - reported after the run
             errors.append(exc)
 
     threads = [threading.Thread(target=worker, args=(t,)) for t in range(THREADS)]
@@ -60,15 +60,27 @@ def main() -> None:
     with migrated_database() as url, psycopg.connect(url, autocommit=True) as admin:
         admin.execute("create table bench_raw (id int primary key, balance bigint not null)")
         spec = json.dumps(
-            {"prompt": "bench", "model": "seedance-1-0-pro-fast-251015", "resolution": "720p",
-             "ratio": "16:9", "duration": 5, "generate_audio": False}
+            {
+                "prompt": "bench",
+                "model": "seedance-1-0-pro-fast-251015",
+                "resolution": "720p",
+                "ratio": "16:9",
+                "duration": 5,
+                "generate_audio": False,
+            }
         )
         results: dict[str, list[float]] = {"raw": [], "ledger": [], "admission": []}
         for round_no in range(3):
             admin.execute("delete from bench_raw")
             admin.execute("insert into bench_raw values (1, %s)", (total,))
-            results["raw"].append(run(url, lambda c, t, i: c.execute(
-                "update bench_raw set balance = balance - 1 where id = 1 and balance >= 1")))
+            results["raw"].append(
+                run(
+                    url,
+                    lambda c, t, i: c.execute(
+                        "update bench_raw set balance = balance - 1 where id = 1 and balance >= 1"
+                    ),
+                )
+            )
             row = admin.execute("select balance from bench_raw").fetchone()
             assert row is not None and row[0] == 0, "raw ceiling lost updates"
 
@@ -76,8 +88,14 @@ def main() -> None:
             admin.execute("insert into auth.users (id) values (%s)", (user,))
             admin.execute("select izgens.ensure_profile(%s)", (user,))
             admin.execute("select izgens.grant_credits(%s, %s, %s)", (user, total, f"fund-{user}"))
-            results["ledger"].append(run(url, lambda c, t, i: c.execute(
-                "select izgens.debit_credits(%s, 1, %s)", (user, f"r{round_no}-{t}-{i}"))))
+            results["ledger"].append(
+                run(
+                    url,
+                    lambda c, t, i, u=user, r=round_no: c.execute(
+                        "select izgens.debit_credits(%s, 1, %s)", (u, f"r{r}-{t}-{i}")
+                    ),
+                )
+            )
 
             admission_user = uuid.uuid4()
             admin.execute("insert into auth.users (id) values (%s)", (admission_user,))
@@ -86,24 +104,41 @@ def main() -> None:
                 "select izgens.grant_credits(%s, %s, %s)",
                 (admission_user, total * 16, f"fund-{admission_user}"),
             )
-            results["admission"].append(run(url, lambda c, t, i: c.execute(
-                "select izgens.start_generation(%s, %s, 'h', %s, 103818, null, null, null, 60)",
-                (admission_user, f"k-{t}-{i}", spec))))
+            results["admission"].append(
+                run(
+                    url,
+                    lambda c, t, i, u=admission_user, r=round_no: c.execute(
+                        "select izgens.start_generation(%s, %s, 'h', %s, 103818, null, null, null, 60)",
+                        (u, f"k{r}-{t}-{i}", spec),
+                    ),
+                )
+            )
             bad = admin.execute("select * from izgens.ledger_mismatches()").fetchall()
             assert bad == [], f"ledger invariant broken: {bad}"
             balances = admin.execute(
                 "select balance from public.profiles where user_id in (%s, %s) order by balance",
-                (user, admission_user)).fetchall()
+                (user, admission_user),
+            ).fetchall()
             assert balances[0][0] == 0, "ledger primitive lost or doubled a debit"
         raw = median(results["raw"])
         rows = [
             ["raw UPDATE ceiling", f"{raw:,.0f}", "1.00", ""],
-            ["izgens.debit_credits (ledger)", f"{median(results['ledger']):,.0f}",
-             f"{median(results['ledger']) / raw:.2f}", f">= {TARGET}"],
-            ["izgens.start_generation (admission)", f"{median(results['admission']):,.0f}",
-             f"{median(results['admission']) / raw:.2f}", "(report)"],
+            [
+                "izgens.debit_credits (ledger)",
+                f"{median(results['ledger']):,.0f}",
+                f"{median(results['ledger']) / raw:.2f}",
+                f">= {TARGET}",
+            ],
+            [
+                "izgens.start_generation (admission)",
+                f"{median(results['admission']):,.0f}",
+                f"{median(results['admission']) / raw:.2f}",
+                "(report)",
+            ],
         ]
-        sys.stdout.write(f"\nLedger contention: {THREADS} threads, one account, {total} ops/round, median of 3\n")
+        sys.stdout.write(
+            f"\nLedger contention: {THREADS} threads, one account, {total} ops/round, median of 3\n"
+        )
         sys.stdout.write(table(["case", "ops/s", "ratio", "target"], rows) + "\n")
         sys.stdout.write("anomalies: 0 (balances exact, ledger check empty after every round)\n")
 

@@ -42,12 +42,24 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
+class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stdout is at the time (test runners swap it per test)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        return None
+
+
 def configure_logging(level: str = "INFO") -> None:
     """Send every log record to stdout as JSON (Lambda ships stdout to CloudWatch)."""
     global _configured
     root = logging.getLogger()
     if not _configured:
-        handler = logging.StreamHandler(sys.stdout)
+        handler = _StdoutHandler()
         handler.setFormatter(JsonFormatter())
         root.handlers = [handler]
         # httpx logs full request URLs at INFO; Plisio puts its key in the query string

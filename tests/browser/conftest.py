@@ -61,9 +61,10 @@ def fresh_stack(request: pytest.FixtureRequest) -> Iterator[DevStack]:
         stack.remove()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def running_stack() -> Iterator[DevStack]:
-    """A started `make dev` shared by the console and README tests."""
+    """A started `make dev` shared by the console and README tests, stopped when this
+    folder's tests are done (not at the end of the session: it runs cleanup every second)."""
     stack = DevStack.fresh()
     try:
         yield stack.start()

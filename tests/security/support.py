@@ -12,7 +12,7 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,7 @@ from tests.payments.support import plisio_sim
 
 __all__ = [
     "FUNCTIONS",
+    "Operation",
     "PLISIO_SECRET",
     "SECURITY_HEADERS",
     "Stack",
@@ -118,6 +119,14 @@ class Stack:
     def new_user(self, credits: int = 100_000, *, adult: bool = True) -> tuple[uuid.UUID, str]:
         user = make_user(self.db, credits=credits, adult=adult)
         return user, self.dev.token(user)
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 15.0) -> Any:
+        """Poll until truthy (work other threads do: callbacks, S3 events)."""
+        deadline = time.monotonic() + timeout
+        while not (value := predicate()):
+            assert time.monotonic() < deadline, "condition not met in time"
+            time.sleep(0.05)
+        return value
 
     def counts(self) -> dict[str, int]:
         """Rows a refused request must not write (rate-limit buckets included)."""
