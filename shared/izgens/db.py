@@ -62,6 +62,21 @@ def translate_error(exc: psycopg.Error) -> errors.IzgensError | None:
     return None
 
 
+def _went_away(conn: psycopg.Connection[Any]) -> bool:
+    """True when an idle connection has something to read: a server only writes to an idle
+    session to end it (a restart, an idle timeout, `pg_terminate_backend`). One poll, no
+    round trip; a call sent on such a connection would fail, and could not be retried
+    unless idempotent."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(conn.fileno(), select.POLLIN)
+        return bool(poller.poll(0))
+    except (OSError, ValueError):
+        return True
+
+
 class Database:
     """A bounded set of autocommit connections, opened on first use."""
 
@@ -71,6 +86,9 @@ class Database:
         self.timeout = timeout
         self.name = name
         self.round_trips = 0
+        self.in_use = 0  # connections lent out now
+        self.peak_in_use = 0  # the most lent out at once (the burst benchmark reports it)
+        self.exhausted = 0  # callers that gave up waiting for a connection
         self._idle: list[psycopg.Connection[Any]] = []
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(size)
@@ -93,11 +111,17 @@ class Database:
         import psycopg
 
         if not self._slots.acquire(timeout=self.timeout):
+            with self._lock:
+                self.exhausted += 1
             raise DatabaseUnavailable("all database connections are busy")
         conn = None
         try:
             with self._lock:
                 conn = self._idle.pop() if self._idle else None
+                self.in_use += 1
+                self.peak_in_use = max(self.peak_in_use, self.in_use)
+            if conn is not None and not conn.closed and _went_away(conn):
+                conn.close()  # closed by the server while idle: never send anything on it
             if conn is None or conn.closed or conn.broken:
                 try:
                     conn = self._connect()
@@ -114,6 +138,8 @@ class Database:
                         self._idle.append(conn)
                 elif not conn.closed:
                     conn.close()
+            with self._lock:
+                self.in_use -= 1
             self._slots.release()
 
     def _run(self, sql: str, params: Params, fetch: str, idempotent: bool) -> Any:

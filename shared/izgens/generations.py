@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import json
 import logging
+import threading
 import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -145,7 +146,9 @@ def verify_callback_token(token: str, key: str) -> uuid.UUID:
         generation_id = uuid.UUID(hex=head)
     except ValueError:
         raise errors.Unauthenticated("invalid callback token") from None
-    if not hmac.compare_digest(callback_token(generation_id, key), token):
+    # compare_digest raises TypeError on non-ASCII str: compare bytes, any text encodes
+    given = token.encode("utf-8", "surrogatepass")
+    if not hmac.compare_digest(callback_token(generation_id, key).encode(), given):
         raise errors.Unauthenticated("invalid callback token")
     return generation_id
 
@@ -691,26 +694,32 @@ class Lifecycle:
 
 
 _provider: BytePlusClient | None = None
+_provider_lock = threading.Lock()
 
 
 def _shared_provider(settings: Settings) -> BytePlusClient:
-    """One provider client per warm container (its connection pool is reused)."""
+    """One provider client per warm container (its connection pool is reused). Built under
+    a lock: concurrent first requests (the container, the dev server) would each build one
+    and all but the last would leak their open connections."""
     global _provider
     if _provider is None:
         from izgens.byteplus import BytePlusClient
 
         if not settings.byteplus_api_key:
             raise errors.ProviderUnavailable("the video service is not configured")
-        _provider = BytePlusClient(
-            settings.byteplus_base_url,
-            settings.byteplus_api_key.get_secret_value(),
-            timeout=settings.byteplus_timeout_seconds,
-        )
+        with _provider_lock:
+            if _provider is None:
+                _provider = BytePlusClient(
+                    settings.byteplus_base_url,
+                    settings.byteplus_api_key.get_secret_value(),
+                    timeout=settings.byteplus_timeout_seconds,
+                )
     return _provider
 
 
 def reset_provider() -> None:
     global _provider
-    if _provider is not None:
-        _provider.close()
-    _provider = None
+    with _provider_lock:
+        old, _provider = _provider, None
+    if old is not None:
+        old.close()

@@ -15,9 +15,10 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -27,6 +28,8 @@ from izgens.db import Database
 from izgens.logs import configure_logging, log_event, request_id_var
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine
+
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = [
@@ -236,6 +239,48 @@ CORS_ALLOW_HEADERS = b"authorization, content-type, idempotency-key, x-request-i
 CORS_EXPOSE_HEADERS = b"retry-after, x-request-id"
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+class TextSafeRequest(Request):
+    """A request whose JSON body holds only text every layer can take: no NUL (Postgres
+    text and jsonb refuse it) and no unpaired surrogate (JSON may escape one, UTF-8 cannot
+    encode it). Refused as `invalid_request` before any route code runs."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            _check_text(await super().json())
+        return self._json
+
+
+def _check_text(document: Any) -> None:
+    pending = [document]
+    while pending:  # iterative: nesting depth costs no stack
+        item = pending.pop()
+        if isinstance(item, str):
+            if _UNSTORABLE.search(item):
+                raise errors.InvalidRequest(
+                    "text must not contain NUL characters or unpaired UTF-16 surrogates"
+                )
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+
+
+class TextSafeRoute(APIRoute):
+    """Every route of our apps reads its JSON body through TextSafeRequest."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def text_safe(request: Request) -> Response:
+            return await handler(TextSafeRequest(request.scope, request.receive, request._send))
+
+        return text_safe
+
+
 class EdgeMiddleware:
     """Request id, body size limit, security headers, CORS (when CORS_ORIGINS is set) and
     one access log line per request; also for errors no handler caught (500)."""
@@ -378,6 +423,7 @@ def create_app(function: str, *, title: str, description: str = "") -> FastAPI:
         openapi_url="/openapi.json",
         responses=PROBLEM_RESPONSES,
     )
+    app.router.route_class = TextSafeRoute
     app.add_exception_handler(errors.IzgensError, _izgens_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -29,7 +29,10 @@ class InvalidSignature(InvalidRequest):
 
 
 def _mac(secret: str, message: str) -> str:
-    return hmac.new(secret.encode("utf-8"), message.encode("utf-8"), hashlib.sha1).hexdigest()
+    # surrogatepass: a received body may escape an unpaired surrogate (\ud800), which UTF-8
+    # cannot encode; such a body was never signed by Plisio and must fail as unsigned
+    payload = message.encode("utf-8", "surrogatepass")
+    return hmac.new(secret.encode("utf-8"), payload, hashlib.sha1).hexdigest()
 
 
 def _compact(fields: Mapping[str, Any], *, ensure_ascii: bool) -> str:

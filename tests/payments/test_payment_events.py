@@ -105,6 +105,16 @@ def test_a_closed_unpaid_status_never_overwrites_completed(db: Database, status:
     assert balance(db, user) == STARTER
 
 
+def test_late_partial_news_does_not_flag_a_credited_purchase(db: Database) -> None:
+    user = make_user(db)
+    pid = new_purchase(db, user)
+    deliver(db, callback_body(str(pid), "completed"))
+    for status, paid in (("expired", "2.000000"), ("mismatch", "1.000000")):
+        report = deliver(db, callback_body(str(pid), status, paid=paid))
+        assert report.status == "completed" and report.flagged is None
+    assert purchase(db, pid)["flagged"] is None and balance(db, user) == STARTER
+
+
 @pytest.mark.parametrize("status", ["new", "cancelled duplicate"])
 def test_new_and_cancelled_duplicate_never_move_the_purchase(db: Database, status: str) -> None:
     user = make_user(db)

@@ -321,6 +321,8 @@ begin
           end if;
         end if;
       end if;
+    else
+      v_note := null;  -- late news about a purchase that moved on: nothing for support
     end if;
   end if;
 

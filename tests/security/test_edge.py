@@ -1,0 +1,284 @@
+"""The HTTP edge (izgens.http) as an attacker meets it: body limits on every route, CORS
+for the configured origin only, client addresses that are not addresses, and the
+process-wide clients built once under concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from izgens.config import get_settings, reset_settings
+from tests.security.support import (
+    Operation,
+    Stack,
+    assert_problem,
+    assert_security_headers,
+    operations,
+)
+
+OPERATIONS = operations()
+OVER = get_settings().max_body_bytes + 1  # the default limit (64 KiB)
+
+
+@pytest.mark.parametrize(
+    "op", [op for op in OPERATIONS if op.method in ("POST", "PATCH", "PUT")], ids=lambda o: o.id
+)
+def test_a_body_over_the_limit_is_413_on_every_route(stack: Stack, op: Operation) -> None:
+    """Declared (Content-Length) or streamed (chunked, no length): refused before any
+    route code, with or without a token, and nothing is written."""
+    before = stack.counts()
+    big = b'{"x": "' + b"a" * OVER + b'"}'
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(big), 8192):
+            yield big[start : start + 8192]
+
+    headers = {**stack.auth, "Content-Type": "application/json", "Idempotency-Key": "k-1"}
+    for how, content in (("declared", big), ("chunked", chunks())):
+        response = stack.api.request(op.method, op.url(), content=content, headers=headers)
+        assert response.status_code == 413, (how, response.text)
+        body = assert_problem(response, 413)
+        assert body["code"] == "payload_too_large", how
+        assert_security_headers(response)
+    unauthenticated = stack.api.request(op.method, op.url(), content=big)
+    assert_problem(unauthenticated, 413)
+    assert stack.counts() == before
+
+
+def test_a_content_length_that_is_not_a_number_is_400(stack: Stack) -> None:
+    response = _asgi(
+        _function_app("account"),
+        "POST",
+        "/me/age-confirmation",
+        content=b"{}",
+        headers={"Content-Length": "12x"},
+    )
+    assert_problem(response, 400)
+
+
+def _asgi(
+    app: Any, method: str, url: str, *, client: tuple[str, int] = ("testclient", 50000), **kw: Any
+) -> httpx.Response:
+    """One request straight into an ASGI app (no server; the peer can be anything)."""
+
+    async def send() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, client=client)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            return await c.request(method, url, **kw)
+
+    return asyncio.run(send())
+
+
+# ---------------------------------------------------------------------------------------------
+# CORS: the container and the dev server answer it (on AWS the Function URL does)
+
+ORIGIN = "https://app.izgens.test"
+
+
+@pytest.fixture
+def cors_app(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A fresh dev app (its edge reads CORS_ORIGINS at its first request) with every
+    function mounted."""
+    from izgens_local.devauth import DevSigner
+    from izgens_local.devserver import create_dev_app
+
+    monkeypatch.setenv("CORS_ORIGINS", f"{ORIGIN}/,https://admin.izgens.test")
+    reset_settings()
+    return create_dev_app(DevSigner(f"{stack.dev.base}/auth/v1"))
+
+
+def test_the_configured_origin_gets_cors_headers_on_answers_and_errors(
+    stack: Stack, cors_app: Any
+) -> None:
+    for path, headers, status in (
+        ("/account/packs", stack.auth, 200),
+        ("/account/packs", {}, 401),  # the frontend must be able to read the error
+        ("/status/generations/not-a-uuid", stack.auth, 422),
+    ):
+        response = _asgi(cors_app, "GET", path, headers={**headers, "Origin": ORIGIN})
+        assert response.status_code == status
+        assert response.headers["access-control-allow-origin"] == ORIGIN
+        assert "retry-after" in response.headers["access-control-expose-headers"]
+        assert "Origin" in response.headers["vary"]
+        assert "access-control-allow-credentials" not in response.headers
+
+
+def test_a_preflight_from_the_configured_origin_is_answered(cors_app: Any) -> None:
+    response = _asgi(
+        cors_app,
+        "OPTIONS",
+        "/generate/generations",
+        headers={
+            "Origin": ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type, idempotency-key",
+        },
+    )
+    assert response.status_code == 204
+    assert response.headers["access-control-allow-origin"] == ORIGIN
+    assert "POST" in response.headers["access-control-allow-methods"]
+    allowed = response.headers["access-control-allow-headers"]
+    assert "authorization" in allowed and "idempotency-key" in allowed
+    assert_security_headers(response)
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "https://evil.example",
+        "null",
+        "https://app.izgens.test.evil.example",
+        "https://evil.example/https://app.izgens.test",
+        "http://app.izgens.test",  # another scheme is another origin
+        "https://app.izgens.test:8443",
+        "https://APP.izgens.test.",
+    ],
+)
+def test_a_foreign_origin_gets_no_cors_headers(stack: Stack, cors_app: Any, origin: str) -> None:
+    actual = _asgi(cors_app, "GET", "/account/packs", headers={**stack.auth, "Origin": origin})
+    assert actual.status_code == 200
+    preflight = _asgi(
+        cors_app,
+        "OPTIONS",
+        "/account/packs",
+        headers={"Origin": origin, "Access-Control-Request-Method": "GET"},
+    )
+    assert preflight.status_code >= 400
+    for response in (actual, preflight):
+        assert "access-control-allow-origin" not in response.headers
+        assert "access-control-allow-methods" not in response.headers
+
+
+def test_without_cors_origins_there_are_no_cors_headers(stack: Stack) -> None:
+    assert get_settings().cors_origins == []
+    response = stack.api.get("/account/packs", headers={**stack.auth, "Origin": ORIGIN})
+    assert response.status_code == 200
+    assert not [h for h in response.headers if h.startswith("access-control-")]
+
+
+# ---------------------------------------------------------------------------------------------
+# Client addresses
+
+
+def _function_app(name: str) -> object:
+    from izgens_local.devserver import load_function
+
+    return load_function(name).app
+
+
+@pytest.mark.parametrize("forwarded", ["not-an-ip", "1.2.3.4.5", "fe80::1%eth0", "", "::ffff:x"])
+def test_a_client_address_that_is_not_an_ip_is_dropped_not_fatal(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, forwarded: str
+) -> None:
+    """The ASGI test client's peer is the string 'testclient' and X-Forwarded-For is
+    whatever a client sends: stored as SQL inet, either was a 500 on generate."""
+    monkeypatch.setenv("TRUST_FORWARDED_FOR", "true")
+    reset_settings()
+    response = _asgi(
+        _function_app("generate"),
+        "POST",
+        "/generations",
+        json={"prompt": "a kite over a beach"},
+        headers={**stack.auth, "Idempotency-Key": uuid.uuid4().hex, "X-Forwarded-For": forwarded},
+    )
+    assert response.status_code == 202, response.text
+    row = stack.db.one(
+        "select client_ip from public.generations where id = %s", (response.json()["id"],)
+    )
+    assert row is not None
+    assert row["client_ip"] is None or str(row["client_ip"]) == "fe80::1"
+
+
+def test_concurrent_first_requests_build_one_provider_client(stack: Stack) -> None:
+    """Each losing builder used to leak its open connections (found by the limit tests)."""
+    from izgens import generations
+
+    generations.reset_provider()
+    barrier = threading.Barrier(16)
+    built: list[object] = []
+
+    def first_request() -> None:
+        barrier.wait()
+        built.append(generations._shared_provider(get_settings()))
+
+    threads = [threading.Thread(target=first_request) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({id(client) for client in built}) == 1
+    generations.reset_provider()
+
+
+def test_an_unknown_key_id_flood_fetches_the_jwks_at_most_once(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A token naming an unknown `kid` makes the verifier refetch the signing keys; a flood
+    of them must not turn into a flood of requests to Supabase Auth."""
+    monkeypatch.setenv("RATE_AUTH_FAILURES_IP", "100000")
+    reset_settings()
+    import jwt
+
+    fetches: list[str] = []
+
+    real = jwt.PyJWKClient.fetch_data
+
+    def counting(self: jwt.PyJWKClient) -> object:
+        fetches.append(self.uri)
+        return real(self)
+
+    monkeypatch.setattr(jwt.PyJWKClient, "fetch_data", counting)
+    assert stack.api.get("/account/me", headers=stack.auth).status_code == 200
+    warm = len(fetches)
+    for _ in range(30):
+        token = stack.dev.token(stack.user, kid=f"kid-{uuid.uuid4().hex}")
+        response = stack.api.get("/account/me", headers={"Authorization": f"Bearer {token}"})
+        assert_problem(response, 401)
+    assert len(fetches) - warm <= 1
+
+
+def test_pipelined_requests_each_pass_the_edge(stack: Stack) -> None:
+    """HTTP/1.1 pipelining: uvicorn starts the next request's task from inside the previous
+    one, which inherits its context vars. The edge used the request id var to spot a
+    mounted app and skipped itself for the second request: no body limit, no security
+    headers. Found by the 413 tests; the edge now marks the ASGI scope instead."""
+    import socket
+    from urllib.parse import urlsplit
+
+    import h11
+
+    target = urlsplit(stack.dev.base)
+    token = stack.auth["Authorization"]
+    first = f"GET /account/packs HTTP/1.1\r\nHost: x\r\nAuthorization: {token}\r\n\r\n"
+    big = b'{"over_18": true, "x": "' + b"a" * OVER + b'"}'
+    second = (
+        f"POST /account/me/age-confirmation HTTP/1.1\r\nHost: x\r\nAuthorization: {token}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(big)}\r\n\r\n"
+    ).encode() + big
+    client = h11.Connection(h11.CLIENT)
+    answers: list[tuple[int, dict[str, str]]] = []
+    with socket.create_connection((target.hostname, target.port), timeout=10) as sock:
+        sock.sendall(first.encode() + second)
+        for _ in range(2):
+            status, headers = 0, {}
+            while True:
+                event = client.next_event()
+                if event is h11.NEED_DATA:
+                    client.receive_data(sock.recv(65536))
+                elif isinstance(event, h11.Response):
+                    status = event.status_code
+                    headers = {k.decode(): v.decode() for k, v in event.headers}
+                elif isinstance(event, h11.EndOfMessage):
+                    break
+            answers.append((status, headers))
+            if client.our_state is h11.DONE and client.their_state is h11.DONE:
+                client.start_next_cycle()
+    assert [status for status, _ in answers] == [200, 413]
+    for _, headers in answers:
+        assert headers["x-frame-options"] == "DENY" and headers["x-request-id"]
