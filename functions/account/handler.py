@@ -49,6 +49,20 @@ def get_me(user: CurrentUser, db: Db) -> accounts.Account:
     return accounts.get_account(db, user.id)
 
 
+class ProfileUpdate(BaseModel):
+    """What a user may correct that we store ourselves (docs/privacy.md); the email belongs
+    to Supabase Auth and is changed there."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    display_name: Annotated[str, Field(max_length=80)] | None = None
+
+
+@app.patch("/me", response_model=accounts.Account)
+def update_me(body: ProfileUpdate, user: CurrentUser, db: Db) -> accounts.Account:
+    return accounts.update_profile(db, user.id, body.model_dump(exclude_unset=True))
+
+
 @app.post("/me/age-confirmation", response_model=accounts.Account)
 def confirm_age(body: AgeConfirmation, user: CurrentUser, db: Db) -> accounts.Account:
     return accounts.confirm_age(db, user.id)

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from izgens.db import Database
 from izgens.errors import Unauthenticated
 
-__all__ = ["Account", "confirm_age", "get_account"]
+__all__ = ["Account", "confirm_age", "get_account", "update_profile"]
 
 
 class Account(BaseModel):
@@ -39,3 +39,12 @@ def get_account(db: Database, user_id: uuid.UUID) -> Account:
 
 def confirm_age(db: Database, user_id: uuid.UUID) -> Account:
     return _account(db.one("select izgens.confirm_age(%s) as account", (user_id,)))
+
+
+def update_profile(db: Database, user_id: uuid.UUID, fields: dict[str, object]) -> Account:
+    """Rectification: only the fields given change; an empty display name clears it."""
+    import json
+
+    return _account(
+        db.one("select izgens.update_profile(%s, %s) as account", (user_id, json.dumps(fields)))
+    )

@@ -11,9 +11,7 @@ delivered videos say.
 from __future__ import annotations
 
 import re
-import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -156,12 +154,3 @@ class FlakyDatabase(Database):
             raise errors.DatabaseUnavailable("the database connection failed (injected)")
         return super()._run(sql, params, fetch, idempotent)
 
-
-def eventually(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"not met within {timeout} s: {what}")
