@@ -50,6 +50,28 @@ def reconcile_generations() -> dict[str, int]:
     return Lifecycle.from_settings().reconcile(older_than_seconds=0 if due_now() else 60, limit=200)
 
 
+@job("purchases")
+def reconcile_purchases() -> dict[str, int]:
+    """Purchases still pending after 30 minutes, settled from Plisio's own records, so a
+    lost callback never loses a payment."""
+    from datetime import timedelta
+
+    from izgens import payments
+    from izgens.config import get_settings
+    from izgens.db import get_database
+
+    if get_settings().plisio_secret_key is None:
+        # a stack without payments (tests, a generation-only dev setup); in production the
+        # secret is always set and its absence is an error elsewhere too
+        log_event(logger, "purchases job skipped: PLISIO_SECRET_KEY is not set", logging.WARNING)
+        return {"checked": 0, "unconfigured": 1}
+    older_than = timedelta(0) if due_now() else timedelta(minutes=30)
+    report = payments.reconcile_pending_purchases(
+        get_database(), payments.get_plisio_client(), older_than=older_than, limit=100
+    )
+    return report.model_dump()
+
+
 @job("exports")
 def exports() -> dict[str, int]:
     """Finish exports whose builder died; delete expired ones (object and link)."""

@@ -42,12 +42,14 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
-class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to whatever sys.stdout is at the time (test runners swap it per test)."""
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is at the time (test runners swap it per test).
+
+    stderr, so a command's stdout stays machine-readable; Lambda and containers ship both."""
 
     @property  # type: ignore[override]
     def stream(self) -> Any:
-        return sys.stdout
+        return sys.stderr
 
     @stream.setter
     def stream(self, value: Any) -> None:
@@ -55,11 +57,11 @@ class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 def configure_logging(level: str = "INFO") -> None:
-    """Send every log record to stdout as JSON (Lambda ships stdout to CloudWatch)."""
+    """Send every log record to stderr as JSON (Lambda ships it to CloudWatch)."""
     global _configured
     root = logging.getLogger()
     if not _configured:
-        handler = _StdoutHandler()
+        handler = _StderrHandler()
         handler.setFormatter(JsonFormatter())
         root.handlers = [handler]
         # httpx logs full request URLs at INFO; Plisio puts its key in the query string

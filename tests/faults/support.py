@@ -94,7 +94,8 @@ def assert_books(env: GenEnv) -> dict[str, str]:
     users = env.db.all(
         "select p.user_id, p.balance,"
         " (select coalesce(sum(delta), 0) from public.credit_ledger l"
-        "   where l.user_id = p.user_id and l.reason = 'grant') as granted"
+        "   where l.user_id = p.user_id"
+        "     and l.reason not in ('generation', 'generation_refund')) as granted"
         " from public.profiles p"
     )
     for user in users:
