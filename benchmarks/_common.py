@@ -1,15 +1,20 @@
-"""Helpers for the benchmarks: a throwaway migrated Postgres and table printing."""
+"""Helpers for the benchmarks: a throwaway migrated Postgres, the dev stack around it,
+table printing, and each benchmark's figures as JSON for `benchmarks/report.py`."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
+import socket
 import statistics
 import tempfile
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg.conninfo import make_conninfo
@@ -58,3 +63,104 @@ def table(headers: list[str], rows: list[list[object]]) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def write_result(name: str, payload: dict[str, Any]) -> None:
+    """`<BENCH_RESULTS>/<name>.json`, read by benchmarks/report.py (nothing when unset)."""
+    directory = os.environ.get("BENCH_RESULTS")
+    if not directory:
+        return
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / f"{name}.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))
+    return ordered[index]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class DevStack:
+    base: str
+    signer: Any
+    sim: Any
+    s3: Any
+
+    def token(self, user: uuid.UUID) -> str:
+        return self.signer.token(user, f"{user.hex[:8]}@example.com")
+
+
+@contextlib.contextmanager
+def dev_stack(url: str, sim_config: Any = None, **env: str) -> Iterator[DevStack]:
+    """The dev server (every HTTP function, real HTTP) in this process on `url`'s database,
+    with moto S3 and its event pump, and the Seedance simulator when `sim_config` is given.
+    `env` adds or overrides settings; the environment is restored afterwards."""
+    from izgens.auth import reset_verifier
+    from izgens.config import reset_settings
+    from izgens.db import reset_database
+    from izgens.generations import reset_provider
+    from izgens.storage import get_storage
+    from izgens_functions.video_stored.handler import handle_event
+    from izgens_local.byteplus_sim import SimServer
+    from izgens_local.devauth import DevSigner
+    from izgens_local.devserver import create_dev_app
+    from izgens_local.s3 import start_local_s3
+    from izgens_local.stack import ThreadedServer
+
+    def refresh() -> None:
+        reset_settings()
+        reset_verifier()
+        reset_database()
+        get_storage.cache_clear()
+        reset_provider()
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    s3 = start_local_s3(0, bucket="izgens-bench", queue_name="izgens-bench-events")
+    sim = SimServer(sim_config).start() if sim_config is not None else None
+    values = {
+        **s3.env(),
+        "IZGENS_ENV": "test",
+        "LOG_LEVEL": "WARNING",
+        "DATABASE_URL": url,
+        "DB_POOL_SIZE": "16",
+        "SUPABASE_URL": base,
+        "CALLBACK_SIGNING_KEY": "bench-callback-signing-key-0123456789",
+        "PUBLIC_BASE_URLS": f"status={base}/status",
+        "PLISIO_SECRET_KEY": "bench-plisio-secret",
+    }
+    if sim is not None:
+        values |= {
+            "BYTEPLUS_BASE_URL": sim.api_url,
+            "BYTEPLUS_API_KEY": sim_config.api_key,
+            "BYTEPLUS_VIDEO_HOSTS": sim.url.removeprefix("http://"),
+        }
+    values |= env
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    refresh()
+    pump = s3.pump(handle_event)
+    signer = DevSigner(f"{base}/auth/v1")
+    server = ThreadedServer(create_dev_app(signer), port, name="bench-dev-server").start()
+    try:
+        yield DevStack(base=base, signer=signer, sim=sim, s3=s3)
+    finally:
+        server.stop()
+        pump.stop()
+        if sim is not None:
+            sim.stop()
+        s3.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        refresh()

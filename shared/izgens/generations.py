@@ -53,6 +53,11 @@ MAX_VIDEO_BYTES = 2 * 1024**3
 # an ambiguous create (timeout, 5xx, crash) is looked for in the provider's list this long
 # before the generation is failed and refunded
 UNCERTAIN_SUBMIT_WINDOW_SECONDS = 300
+# BytePlus serves a finished task's video for 24 hours: past the task's own expiry and
+# that, nothing can deliver the video of a generation still in flight (a copy failing for
+# a day, a provider unreadable for a day); it is failed and refunded instead of retried
+VIDEO_URL_LIFETIME = 24 * 3600
+GIVE_UP_AFTER_SECONDS = TASK_EXPIRES_AFTER + VIDEO_URL_LIFETIME
 
 
 class Generation(BaseModel):
@@ -80,6 +85,7 @@ class Generation(BaseModel):
     submit_lease_until: datetime | None = None
     submit_attempted_at: datetime | None = None
     submit_attempts: int = 0
+    submitted_at: datetime | None = None
     checked_at: datetime | None = None
     created_at: datetime
     updated_at: datetime
@@ -423,6 +429,18 @@ class Lifecycle:
             # failed or canceled meanwhile (reconciliation, user): the task is an orphan
             self._cancel_task(task_id)
             return self._reload(gen.id)
+        except errors.DatabaseUnavailable as exc:
+            # charged and created: not an error for the caller. The task's callback, or
+            # reconciliation (which finds it in the list), marks it submitted
+            log_event(
+                logger,
+                "task created but not recorded; left for reconciliation",
+                logging.WARNING,
+                generation=str(gen.id),
+                task=task_id,
+                error=exc.code,
+            )
+            return gen
         assert row is not None
         return Generation.model_validate(row)
 
@@ -449,6 +467,17 @@ class Lifecycle:
                 break  # no capacity (deferred), or ambiguous (reconciliation's now)
             submitted += 1
         return submitted
+
+    def _dispatch_freed_slot(self) -> None:
+        """A task ended, so a provider slot is free: the oldest waiting generation gets it.
+        Best effort: the caller's own transition is done and the cleanup job dispatches too,
+        so a database failure here must not fail the callback or status read."""
+        try:
+            self.dispatch(1)
+        except errors.DatabaseUnavailable as exc:
+            log_event(
+                logger, "dispatch after a finished task failed", logging.WARNING, error=exc.code
+            )
 
     # -- provider truth -------------------------------------------------------------------------
 
@@ -485,7 +514,7 @@ class Lifecycle:
             row = self.db.one("select * from izgens.cancel_generation(%s, %s)", (gen.id, message))
         else:
             row = self._fail_row(gen.id, code, message)
-        self.dispatch(1)  # a provider slot is free
+        self._dispatch_freed_slot()
         return Generation.model_validate(row) if row else self._reload(gen.id)
 
     def store(self, gen: Generation, task: Task) -> Generation:
@@ -522,7 +551,7 @@ class Lifecycle:
             )
             return Generation.model_validate(self._fail_row(gen.id, "video_refused", exc.detail))
         done = self.complete(gen.id, key, info.etag, info.size, info.content_type)
-        self.dispatch(1)
+        self._dispatch_freed_slot()
         return done
 
     def complete(
@@ -636,7 +665,13 @@ class Lifecycle:
 
     def reconcile(self, *, older_than_seconds: int = 60, limit: int = 100) -> dict[str, int]:
         """Drive stuck generations to a final state with the provider's truth. Bounded."""
-        counts = {"checked": 0, "found_orphan": 0, "failed_unsubmitted": 0, "dispatched": 0}
+        counts = {
+            "checked": 0,
+            "found_orphan": 0,
+            "failed_unsubmitted": 0,
+            "failed_expired": 0,
+            "dispatched": 0,
+        }
         rows = self.db.all(
             "select * from izgens.stuck_generations(%s, %s)", (older_than_seconds, limit)
         )
@@ -646,6 +681,16 @@ class Lifecycle:
             try:
                 if gen.status == "queued":
                     counts[self._reconcile_unsubmitted(gen)] += 1
+                elif self._beyond_recovery(gen):
+                    log_event(
+                        logger,
+                        "in flight past the provider's limits; failing with refund",
+                        logging.WARNING,
+                        generation=str(gen.id),
+                        status=gen.status,
+                    )
+                    self.fail(gen.id, "video_unavailable", "the video is no longer available")
+                    counts["failed_expired"] += 1
                 elif gen.status == "storing":
                     if gen.provider_task_id:
                         self.store(gen, self.provider.get_task(gen.provider_task_id))
@@ -661,6 +706,12 @@ class Lifecycle:
                 )
         counts["dispatched"] = self.dispatch(limit)
         return counts
+
+    @staticmethod
+    def _beyond_recovery(gen: Generation) -> bool:
+        """Submitted longer ago than the provider runs a task plus keeps its video."""
+        since = gen.submitted_at or gen.created_at
+        return (datetime.now(since.tzinfo) - since).total_seconds() > GIVE_UP_AFTER_SECONDS
 
     def _reconcile_unsubmitted(self, gen: Generation) -> str:
         """A create whose answer was lost (timeout, 5xx, crash): find its task, else fail."""

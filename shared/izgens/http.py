@@ -239,6 +239,7 @@ CORS_ALLOW_HEADERS = b"authorization, content-type, idempotency-key, x-request-i
 CORS_EXPOSE_HEADERS = b"retry-after, x-request-id"
 
 
+_EDGE_DONE = "izgens.edge"
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
@@ -304,10 +305,13 @@ class EdgeMiddleware:
         return self.max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or request_id_var.get() is not None:
-            # not HTTP, or an app mounted inside another app that already did all this
+        if scope["type"] != "http" or scope.get(_EDGE_DONE):
+            # not HTTP, or an app mounted inside another app that already did all this.
+            # Marked in the scope, not told by the request id var: a server may start a
+            # pipelined request from inside the previous one, context vars and all.
             await self.app(scope, receive, send)
             return
+        scope = {**scope, _EDGE_DONE: True}
         limit = self.max_body if self.max_body is not None else self._configure()
         headers = dict(scope.get("headers") or [])
         given = headers.get(b"x-request-id", b"").decode("latin-1")

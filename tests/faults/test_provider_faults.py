@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from izgens import generations
 from izgens.cleanup import run_jobs
 from tests.faults.proxy import FaultProxy
 from tests.faults.support import assert_books, settle, wait_provider_idle
@@ -192,3 +193,27 @@ def test_a_failed_video_download_leaves_storing_and_the_job_copies_again(
     assert env.storage.client.get_object(Bucket=env.storage.bucket, Key=key)[
         "Body"
     ].read() == tiny_mp4()
+
+
+def test_a_video_that_can_never_be_copied_is_refunded_once_the_provider_dropped_it(
+    env: GenEnv, proxy: FaultProxy
+) -> None:
+    """The copy fails every time (here the video host refuses, as for an expired URL): the
+    job retries it while the provider can still serve the video, then fails and refunds
+    it, instead of retrying forever."""
+    user = env.user()
+    proxy.fail("GET", VIDEO, "403")
+    gen = env.accepted(user)
+    wait_for(lambda: proxy.count("GET", VIDEO), what="the copy being attempted")
+    env.settle()
+    for _ in range(2):  # a day of failed copies: still trying
+        env.age(gen["id"], 12 * 3600)
+        assert reconcile_now()["failed_expired"] == 0
+        assert env.row(gen["id"])["status"] == "storing"
+    env.age(gen["id"], generations.GIVE_UP_AFTER_SECONDS - 24 * 3600 + 1)
+    assert reconcile_now()["failed_expired"] == 1
+    row = env.row(gen["id"])
+    assert row["status"] == "failed" and row["error_code"] == "video_unavailable"
+    assert env.balance(user) == 10_000
+    assert assert_books(env)[gen["id"]] == "failed"
+    assert proxy.count("GET", VIDEO) == 3

@@ -33,6 +33,7 @@ __all__ = [
     "FUNCTIONS",
     "Operation",
     "PLISIO_SECRET",
+    "SECRETS",
     "SECURITY_HEADERS",
     "Stack",
     "assert_problem",
