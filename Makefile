@@ -26,9 +26,25 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# every benchmark, then one summary table (benchmarks/report.py); each writes its figures
+# as JSON to BENCH_OUT. A failing benchmark does not stop the others: the report names it.
+BENCH_OUT ?= /tmp/izgens-bench-results
+BENCHMARKS := ledger cold_start routes status_read export burst
+
 bench: $(STAMP)
-	$(BIN)/python benchmarks/ledger.py
-	$(BIN)/python benchmarks/cold_start.py
+	@rm -rf $(BENCH_OUT) && mkdir -p $(BENCH_OUT)
+	@$(BIN)/python benchmarks/report.py --begin $(BENCH_OUT)
+	@for b in $(BENCHMARKS); do \
+		echo "== benchmarks/$$b.py"; \
+		BENCH_RESULTS=$(BENCH_OUT) $(BIN)/python benchmarks/$$b.py || echo "benchmarks/$$b.py failed"; \
+	done
+	@$(BIN)/python benchmarks/report.py $(BENCH_OUT)
+
+# the CI run of tests/fuzz is bounded (a dozen examples per route, repeatable); this one
+# explores: IZGENS_FUZZ_EXAMPLES per route, a new random seed each run
+IZGENS_FUZZ_EXAMPLES ?= 500
+fuzz: $(STAMP)
+	IZGENS_FUZZ_EXAMPLES=$(IZGENS_FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/fuzz -p no:cacheprovider
 
 package: $(STAMP)
 	$(BIN)/python infra/package.py

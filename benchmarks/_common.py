@@ -87,6 +87,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+PLISIO_SECRET = "bench-plisio-secret-0000"
+
+
 @dataclass
 class DevStack:
     base: str
@@ -99,19 +102,25 @@ class DevStack:
 
 
 @contextlib.contextmanager
-def dev_stack(url: str, sim_config: Any = None, **env: str) -> Iterator[DevStack]:
+def dev_stack(
+    url: str, sim_config: Any = None, *, plisio: bool = False, **env: str
+) -> Iterator[DevStack]:
     """The dev server (every HTTP function, real HTTP) in this process on `url`'s database,
-    with moto S3 and its event pump, and the Seedance simulator when `sim_config` is given.
-    `env` adds or overrides settings; the environment is restored afterwards."""
+    with moto S3 and its event pump, the Seedance simulator when `sim_config` is given and
+    the Plisio simulator when `plisio`. `env` adds or overrides settings; the environment is
+    restored afterwards."""
     from izgens.auth import reset_verifier
     from izgens.config import reset_settings
     from izgens.db import reset_database
     from izgens.generations import reset_provider
+    from izgens.payments import reset_plisio_client
     from izgens.storage import get_storage
     from izgens_functions.video_stored.handler import handle_event
     from izgens_local.byteplus_sim import SimServer
     from izgens_local.devauth import DevSigner
     from izgens_local.devserver import create_dev_app
+    from izgens_local.plisio_sim import SimConfig as PlisioConfig
+    from izgens_local.plisio_sim import create_app as plisio_app
     from izgens_local.s3 import start_local_s3
     from izgens_local.stack import ThreadedServer
 
@@ -121,11 +130,13 @@ def dev_stack(url: str, sim_config: Any = None, **env: str) -> Iterator[DevStack
         reset_database()
         get_storage.cache_clear()
         reset_provider()
+        reset_plisio_client()
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     s3 = start_local_s3(0, bucket="izgens-bench", queue_name="izgens-bench-events")
     sim = SimServer(sim_config).start() if sim_config is not None else None
+    plisio_server = None
     values = {
         **s3.env(),
         "IZGENS_ENV": "test",
@@ -134,9 +145,16 @@ def dev_stack(url: str, sim_config: Any = None, **env: str) -> Iterator[DevStack
         "DB_POOL_SIZE": "16",
         "SUPABASE_URL": base,
         "CALLBACK_SIGNING_KEY": "bench-callback-signing-key-0123456789",
-        "PUBLIC_BASE_URLS": f"status={base}/status",
-        "PLISIO_SECRET_KEY": "bench-plisio-secret",
+        "PUBLIC_BASE_URLS": f"status={base}/status,plisio_webhook={base}/plisio_webhook",
+        "PLISIO_SECRET_KEY": PLISIO_SECRET,
+        "FRONTEND_URL": base,
     }
+    if plisio:
+        plisio_port = free_port()
+        plisio_server = ThreadedServer(
+            plisio_app(PlisioConfig(secret_key=PLISIO_SECRET)), plisio_port, name="bench-plisio"
+        ).start()
+        values["PLISIO_BASE_URL"] = f"http://127.0.0.1:{plisio_port}/api/v1"
     if sim is not None:
         values |= {
             "BYTEPLUS_BASE_URL": sim.api_url,
@@ -157,6 +175,8 @@ def dev_stack(url: str, sim_config: Any = None, **env: str) -> Iterator[DevStack
         pump.stop()
         if sim is not None:
             sim.stop()
+        if plisio_server is not None:
+            plisio_server.stop()
         s3.stop()
         for key, value in saved.items():
             if value is None:

@@ -44,7 +44,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import median, migrated_database, table  # noqa: E402
+from _common import median, migrated_database, table, write_result  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "7"))
 ROOT = Path(__file__).resolve().parents[1]
@@ -362,9 +362,16 @@ def run_artifacts(url: str, jwks_base: str, token: str, out: Path, *, build: boo
             _mb(base.unzipped_bytes),
         ]
     ]
+    figures: dict[str, dict[str, float | str | None]] = {}
     for name, _, _, _, target, sizes in plan[1:]:
         ratio = median(samples[name]) / baseline_ms
         verdict = "" if target is None else f"<= {target} {'ok' if ratio <= target else 'MISSED'}"
+        figures[name] = {
+            "ms": median(samples[name]),
+            "ratio": ratio,
+            "cpu_ratio": median(cpu[name]) / baseline_cpu,
+            "target": target,
+        }
         rows.append(
             [
                 name,
@@ -378,6 +385,10 @@ def run_artifacts(url: str, jwks_base: str, token: str, out: Path, *, build: boo
                 _mb(sizes.unzipped_bytes),
             ]
         )
+    write_result(
+        "cold_start",
+        {"mode": "artifacts", "runs": RUNS, "baseline_ms": baseline_ms, "cases": figures},
+    )
     title = (
         f"\nCold start from the packaged artifacts ({out}, host platform; clean virtualenv "
         f"with only the unzipped artifact; fresh process: import + first request), "
@@ -437,10 +448,12 @@ def run_in_place(url: str, jwks_base: str, token: str) -> str:
             statuses[name] = status
     base = median(samples["baseline"])
     rows = [["bare FastAPI+Mangum echo", f"{base:.0f}", "1.00", "", statuses["baseline"]]]
+    figures: dict[str, dict[str, float | str]] = {}
     for name, _, _ in plan[1:]:
         ratio = median(samples[name]) / base
         target = 1.6 if "authenticated +" in name else 1.3
         verdict = "ok" if ratio <= target else "MISSED"
+        figures[name] = {"ms": median(samples[name]), "ratio": ratio, "target": target}
         rows.append(
             [
                 name,
@@ -450,6 +463,10 @@ def run_in_place(url: str, jwks_base: str, token: str) -> str:
                 statuses[name],
             ]
         )
+    write_result(
+        "cold_start",
+        {"mode": "virtualenv", "runs": RUNS, "baseline_ms": base, "cases": figures},
+    )
     title = f"\nCold start (fresh process: import + first request), median of {RUNS}\n"
     return title + table(["case", "ms", "ratio", "target", "status"], rows) + "\n"
 

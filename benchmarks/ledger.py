@@ -20,7 +20,7 @@ from pathlib import Path
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import median, migrated_database, table  # noqa: E402
+from _common import median, migrated_database, table, write_result  # noqa: E402
 
 THREADS = 32
 OPS_PER_THREAD = 60
@@ -141,6 +141,21 @@ def main() -> None:
         )
         sys.stdout.write(table(["case", "ops/s", "ratio", "target"], rows) + "\n")
         sys.stdout.write("anomalies: 0 (balances exact, ledger check empty after every round)\n")
+        version = admin.execute("show server_version").fetchone()
+        write_result(
+            "ledger",
+            {
+                "postgres": version[0] if version else "",
+                "threads": THREADS,
+                "ops_per_round": total,
+                "raw_ops_s": raw,
+                "ledger_ops_s": median(results["ledger"]),
+                "admission_ops_s": median(results["admission"]),
+                "ledger_ratio": median(results["ledger"]) / raw,
+                "admission_ratio": median(results["admission"]) / raw,
+                "target": TARGET,
+            },
+        )
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ the same problem+json writer, so a client only ever sees one error shape.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import re
 import sys
@@ -540,6 +539,8 @@ def client_ip(request: Request) -> str | None:
 def _valid_ip(value: object) -> str | None:
     if not isinstance(value, str) or not value:
         return None
+    import ipaddress
+
     try:
         address = ipaddress.ip_address(value.partition("%")[0])  # no IPv6 zone ids
     except ValueError:

@@ -154,4 +154,3 @@ class FlakyDatabase(Database):
             self.failed.append(sql)
             raise errors.DatabaseUnavailable("the database connection failed (injected)")
         return super()._run(sql, params, fetch, idempotent)
-

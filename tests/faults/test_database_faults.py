@@ -293,3 +293,29 @@ def test_the_database_failing_after_the_copy_is_completed_by_the_bucket_event(
     env.wait_status(gen["id"], "completed")  # video_stored, from the bucket's event
     settle(env)
     assert assert_books(env)[gen["id"]] == "completed"
+
+
+def test_a_failed_dispatch_after_a_finished_task_does_not_fail_the_callback(
+    env: GenEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A finished task frees a provider slot and the next waiting generation is dispatched
+    right away; when the database fails at that claim, the transition that was made stands
+    and the caller succeeds: the cleanup job dispatches instead."""
+    env.lose_callbacks(monkeypatch)
+    user = env.user()
+    first = env.accepted(user)
+    env.sim.config.rpm = 0  # the next one must wait for capacity
+    waiting = env.accepted(user, "waits for a slot")
+    assert waiting["status"] == "queued"
+    env.sim.config.rpm = 600
+    wait_provider_idle(env)
+    flaky = FlakyDatabase(env.db.url, r"izgens\.claim_submissions")
+    try:
+        life = Lifecycle(get_settings(), flaky)
+        done = life.refresh(life._reload(uuid.UUID(first["id"])))
+    finally:
+        flaky.close()
+    assert flaky.failed and done.status == "completed"
+    assert env.row(waiting["id"])["status"] == "queued"
+    settle(env)
+    assert set(assert_books(env).values()) == {"completed"}

@@ -190,9 +190,10 @@ def test_a_failed_video_download_leaves_storing_and_the_job_copies_again(
     proxy.clear()
     settle(env)
     assert assert_books(env)[gen["id"]] == "completed"
-    assert env.storage.client.get_object(Bucket=env.storage.bucket, Key=key)[
-        "Body"
-    ].read() == tiny_mp4()
+    assert (
+        env.storage.client.get_object(Bucket=env.storage.bucket, Key=key)["Body"].read()
+        == tiny_mp4()
+    )
 
 
 def test_a_video_that_can_never_be_copied_is_refunded_once_the_provider_dropped_it(

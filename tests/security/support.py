@@ -259,10 +259,31 @@ def forged_tokens(dev: DevServer, user: uuid.UUID) -> dict[str, str]:
             "super-secret-jwt-token-with-at-least-32-characters-long",
             algorithm="HS256",
         ),
+        "HS256 keyed with the public key": _hs256_with(claims, _public_pem(dev)),
         "garbage": "not-a-token",
         "three empty parts": "..",
         "huge": "a" * 6000,
     }
+
+
+def _public_pem(dev: DevServer) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return dev.signer._key.public_key().public_bytes(  # type: ignore[attr-defined]
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _hs256_with(claims: dict[str, Any], key: bytes) -> str:
+    """The algorithm-confusion forgery: HS256 keyed with the public key (PyJWT will not
+    sign it, an attacker will)."""
+    import hashlib
+    import hmac
+
+    head = _b64({"alg": "HS256", "typ": "JWT", "kid": "izgens-dev-es256"})
+    signing_input = f"{head}.{_b64(claims)}".encode()
+    mac = hmac.new(key, signing_input, hashlib.sha256).digest()
+    return f"{signing_input.decode()}.{_b64(mac)}"
 
 
 # ---------------------------------------------------------------------------------------------

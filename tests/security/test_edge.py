@@ -76,7 +76,11 @@ def _asgi(
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
             return await c.request(method, url, **kw)
 
-    return asyncio.run(send())
+    loop = asyncio.new_event_loop()  # not asyncio.run: it unsets the thread's loop
+    try:
+        return loop.run_until_complete(send())
+    finally:
+        loop.close()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -61,6 +61,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "generate:POST /generations/{generation_id}/recreate": {"seed": 7},
     "account:POST /me/age-confirmation": {"over_18": True},
     "account:POST /checkout": {"pack_id": "starter"},
+    "account:PATCH /me": {"display_name": "Ada"},
 }
 
 
