@@ -5,6 +5,11 @@ Compares, on the same Postgres in the same run, the raw ceiling (a bare single-r
 (`izgens.debit_credits`: lock, check, update, append) and a whole generation admission
 (`izgens.start_generation`: gates, rate limit, idempotency, price, debit, insert).
 Target: ledger primitive >= 0.75x the raw ceiling. Median of 3 rounds each.
+
+Also measured: the append floor, one bare SQL statement that moves the balance and appends
+the ledger row (no function, no idempotency check, no error paths). No ledger can be faster
+than it, so `debit_credits` against it is the cost of our own code, and the floor against
+the raw ceiling is the cost of the append (its indexes and foreign key).
 """
 
 from __future__ import annotations
@@ -69,7 +74,7 @@ def main() -> None:
                 "generate_audio": False,
             }
         )
-        results: dict[str, list[float]] = {"raw": [], "ledger": [], "admission": []}
+        results: dict[str, list[float]] = {"raw": [], "append": [], "ledger": [], "admission": []}
         for round_no in range(3):
             admin.execute("delete from bench_raw")
             admin.execute("insert into bench_raw values (1, %s)", (total,))
@@ -83,6 +88,27 @@ def main() -> None:
             )
             row = admin.execute("select balance from bench_raw").fetchone()
             assert row is not None and row[0] == 0, "raw ceiling lost updates"
+
+            floor_user = uuid.uuid4()
+            admin.execute("insert into auth.users (id) values (%s)", (floor_user,))
+            admin.execute("select izgens.ensure_profile(%s)", (floor_user,))
+            admin.execute(
+                "select izgens.grant_credits(%s, %s, %s)", (floor_user, total, f"fund-{floor_user}")
+            )
+            results["append"].append(
+                run(
+                    url,
+                    lambda c, t, i, u=floor_user, r=round_no: c.execute(
+                        "with moved as (update public.profiles"
+                        " set balance = balance - 1, updated_at = now()"
+                        " where user_id = %s and balance >= 1 returning user_id, balance)"
+                        " insert into public.credit_ledger"
+                        " (user_id, delta, balance_after, reason, ref)"
+                        " select user_id, -1, balance, 'operator_debit', %s from moved",
+                        (u, f"floor-r{r}-{t}-{i}"),
+                    ),
+                )
+            )
 
             user = uuid.uuid4()
             admin.execute("insert into auth.users (id) values (%s)", (user,))
@@ -116,13 +142,21 @@ def main() -> None:
             bad = admin.execute("select * from izgens.ledger_mismatches()").fetchall()
             assert bad == [], f"ledger invariant broken: {bad}"
             balances = admin.execute(
-                "select balance from public.profiles where user_id in (%s, %s) order by balance",
-                (user, admission_user),
+                "select balance from public.profiles where user_id in (%s, %s, %s)"
+                " order by balance",
+                (user, admission_user, floor_user),
             ).fetchall()
-            assert balances[0][0] == 0, "ledger primitive lost or doubled a debit"
+            assert balances[1][0] == 0, "ledger primitive or floor lost or doubled a debit"
         raw = median(results["raw"])
+        append = median(results["append"])
         rows = [
             ["raw UPDATE ceiling", f"{raw:,.0f}", "1.00", ""],
+            [
+                "append floor (UPDATE + INSERT, one statement)",
+                f"{append:,.0f}",
+                f"{append / raw:.2f}",
+                "(report)",
+            ],
             [
                 "izgens.debit_credits (ledger)",
                 f"{median(results['ledger']):,.0f}",
@@ -149,6 +183,9 @@ def main() -> None:
                 "threads": THREADS,
                 "ops_per_round": total,
                 "raw_ops_s": raw,
+                "append_ops_s": append,
+                "append_ratio": append / raw,
+                "ledger_vs_append": median(results["ledger"]) / append,
                 "ledger_ops_s": median(results["ledger"]),
                 "admission_ops_s": median(results["admission"]),
                 "ledger_ratio": median(results["ledger"]) / raw,

@@ -110,6 +110,15 @@ def rows_for(results: dict[str, Any]) -> tuple[list[list[str]], list[str]]:
             f">= {ledger['target']}x",
             ledger["ledger_ratio"] >= ledger["target"],
         )
+        if "append_ops_s" in ledger:
+            add(
+                "ledger",
+                "append floor (bare UPDATE + INSERT statement) vs raw UPDATE",
+                f"{ledger['append_ops_s']:,.0f} ops/s = {ledger['append_ratio']:.2f}x;"
+                f" debit_credits = {ledger['ledger_vs_append']:.2f}x the floor",
+                "",
+                None,
+            )
         add(
             "ledger",
             "start_generation (whole admission) vs raw UPDATE",

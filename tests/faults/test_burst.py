@@ -25,7 +25,6 @@ def test_a_burst_ends_with_every_generation_final_once_and_in_order(env: GenEnv)
         )
     finally:
         config.queued_share, config.max_queued, config.delay = saved
-    print(report)  # noqa: T201
     assert report.problems() == [], report
     assert report.final == {"completed": 95, "failed": 5}
     assert report.create_requests > 100  # the cap refused some creates: they waited, queued
