@@ -70,7 +70,8 @@ def main() -> None:
         ["ledger mismatches", report.ledger_mismatches],
         [
             "database pool: peak in use / size",
-            f"{report.pool_peak} / {report.pool_size} (exhausted {report.pool_exhausted}x)",
+            f"{report.pool_peak} / {report.pool_size}; {report.pool_waited} calls waited for"
+            f" a connection, {report.pool_exhausted} gave up",
         ],
         ["cleanup runs (errors)", f"{report.job_runs} ({report.job_errors})"],
         ["provider running slots busy (mean)", f"{report.provider_busy_share:.0%}"],

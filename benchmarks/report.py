@@ -193,7 +193,8 @@ def rows_for(results: dict[str, Any]) -> tuple[list[list[str]], list[str]]:
         add(
             "scale burst",
             "database pool peak in use / size",
-            f"{burst['pool_peak']} / {burst['pool_size']}, exhausted {burst['pool_exhausted']}x",
+            f"{burst['pool_peak']} / {burst['pool_size']}; waited {burst.get('pool_waited', '?')},"
+            f" gave up {burst['pool_exhausted']}",
             "never exhausted",
             burst["pool_exhausted"] == 0,
         )

@@ -64,6 +64,7 @@ class BurstReport:
     ledger_mismatches: int
     pool_size: int
     pool_peak: int
+    pool_waited: int  # calls that waited for a free connection
     pool_exhausted: int
     job_runs: int
     job_errors: int
@@ -171,6 +172,7 @@ def run_burst(
 
     server_db.peak_in_use = server_db.in_use
     exhausted_before = server_db.exhausted
+    waited_before = server_db.waited
     jobs = _JobLoop(plan.job_interval).start()
     samples: list[int] = []
     limits = httpx.Limits(max_connections=plan.clients, max_keepalive_connections=plan.clients)
@@ -216,6 +218,7 @@ def run_burst(
         drain_seconds=round(drain_seconds, 2),
         pool_size=server_db.size,
         pool_peak=server_db.peak_in_use,
+        pool_waited=server_db.waited - waited_before,
         pool_exhausted=server_db.exhausted - exhausted_before,
         job_runs=jobs.runs,
         job_errors=jobs.errors,

@@ -94,8 +94,11 @@ def pay_in_plisio_sim(body: PlisioPay) -> Any:
 def create_dev_app(signer: DevSigner) -> FastAPI:
     app = create_app("dev", title="izgens dev server")
 
+    # async: answered on the event loop. A sync route would need a worker thread, and the
+    # functions' token checks fetch this JWKS from worker threads: with every worker waiting
+    # for it on a cold cache (40 concurrent first requests), nothing could answer it
     @app.get("/auth/v1/.well-known/jwks.json", include_in_schema=False)
-    def jwks() -> dict[str, Any]:
+    async def jwks() -> dict[str, Any]:
         return signer.jwks()
 
     @app.post("/dev/users", status_code=201)

@@ -88,6 +88,7 @@ class Database:
         self.round_trips = 0
         self.in_use = 0  # connections lent out now
         self.peak_in_use = 0  # the most lent out at once (the burst benchmark reports it)
+        self.waited = 0  # callers that found every connection lent out and waited
         self.exhausted = 0  # callers that gave up waiting for a connection
         self._idle: list[psycopg.Connection[Any]] = []
         self._lock = threading.Lock()
@@ -110,10 +111,13 @@ class Database:
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
         import psycopg
 
-        if not self._slots.acquire(timeout=self.timeout):
+        if not self._slots.acquire(blocking=False):
             with self._lock:
-                self.exhausted += 1
-            raise DatabaseUnavailable("all database connections are busy")
+                self.waited += 1
+            if not self._slots.acquire(timeout=self.timeout):
+                with self._lock:
+                    self.exhausted += 1
+                raise DatabaseUnavailable("all database connections are busy")
         conn = None
         try:
             with self._lock:
