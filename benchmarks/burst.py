@@ -55,6 +55,7 @@ def main() -> None:
     rows = [
         ["generations / users", f"{report.generations} / {report.users}"],
         ["HTTP answers", ", ".join(f"{k}: {v}" for k, v in sorted(report.answers.items()))],
+        ["client retries (transport errors, same key)", report.client_retries or "none"],
         ["admitted in (s)", f"{report.admit_seconds:.1f}"],
         ["final", ", ".join(f"{k} {v}" for k, v in sorted(report.final.items()))],
         ["lost (still in flight)", report.lost],
