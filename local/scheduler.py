@@ -8,15 +8,14 @@ as in production while `make dev` runs. A run in progress finishes before `stop(
 
 from __future__ import annotations
 
-import logging
 import os
-import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["DEFAULT_INTERVAL", "CleanupScheduler", "interval_from_env"]
+from izgens.container import CleanupScheduler as _ScheduleThread
+from izgens.container import run_all_jobs
 
-logger = logging.getLogger("izgens_local.scheduler")
+__all__ = ["DEFAULT_INTERVAL", "CleanupScheduler", "interval_from_env"]
 
 DEFAULT_INTERVAL = 10.0
 
@@ -37,52 +36,10 @@ def interval_from_env() -> float:
     return value
 
 
-def _run_all_jobs() -> dict[str, Any]:
-    from izgens.cleanup import run_jobs
-
-    return run_jobs()
-
-
-class CleanupScheduler:
-    """Runs `run` every `interval` seconds on a daemon thread until `stop()`."""
+class CleanupScheduler(_ScheduleThread):
+    """The container's schedule thread, with the first run right away (dev wants it now)."""
 
     def __init__(
-        self, interval: float, run: Callable[[], Any] = _run_all_jobs, *, first_delay: float = 0
+        self, interval: float, run: Callable[[], Any] = run_all_jobs, *, first_delay: float = 0
     ) -> None:
-        self.interval = interval
-        self.run = run
-        self.first_delay = first_delay
-        self.runs = 0
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    @property
-    def enabled(self) -> bool:
-        return self.interval > 0
-
-    def start(self) -> CleanupScheduler:
-        if self.enabled and self._thread is None:
-            self._thread = threading.Thread(
-                target=self._loop, name="izgens-cleanup-scheduler", daemon=True
-            )
-            self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Ask the loop to end; waits for a run in progress (jobs are bounded)."""
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _loop(self) -> None:
-        if self._stopping.wait(self.first_delay):
-            return
-        while not self._stopping.is_set():
-            try:
-                self.run()
-            except Exception:  # noqa: BLE001 - a failed run is logged; the next one still comes
-                logger.exception("scheduled cleanup run failed")
-            self.runs += 1
-            if self._stopping.wait(self.interval):
-                return
+        super().__init__(interval, run, first_delay=first_delay)

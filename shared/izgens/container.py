@@ -32,7 +32,14 @@ from izgens.http import create_app
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["HTTP_FUNCTIONS", "CleanupScheduler", "CorsFromSettings", "app", "create_container_app"]
+__all__ = [
+    "HTTP_FUNCTIONS",
+    "CleanupScheduler",
+    "CorsFromSettings",
+    "app",
+    "create_container_app",
+    "run_all_jobs",
+]
 
 logger = logging.getLogger("izgens.container")
 
@@ -45,7 +52,7 @@ STOP_TIMEOUT_SECONDS = 25.0
 FIRST_RUN_AFTER_SECONDS = 10.0
 
 
-def _run_all_jobs() -> object:
+def run_all_jobs() -> object:
     from izgens.cleanup import run_jobs
 
     return run_jobs()
@@ -62,7 +69,7 @@ class CleanupScheduler:
     def __init__(
         self,
         interval: float,
-        run: Callable[[], object] = _run_all_jobs,
+        run: Callable[[], object] = run_all_jobs,
         *,
         first_delay: float | None = None,
     ) -> None:
