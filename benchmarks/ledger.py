@@ -134,7 +134,7 @@ def main() -> None:
                 run(
                     url,
                     lambda c, t, i, u=admission_user, r=round_no: c.execute(
-                        "select izgens.start_generation(%s, %s, 'h', %s, 103818, null, null, null, 60)",
+                        "select izgens.start_generation(%s, %s, 'h', %s, 103818, 0, null, null, null, 60)",
                         (u, f"k{r}-{t}-{i}", spec),
                     ),
                 )

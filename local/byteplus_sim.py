@@ -12,6 +12,13 @@ Tasks move queued → running → succeeded in a background thread; a succeeded 
 `video_url` points back here at a signed, expiring URL that serves a tiny valid H.264 MP4.
 Callbacks are POSTed on every status change and retried for succeeded/failed.
 
+It bills like the provider (§6.1): `usage.completion_tokens` counts the output's real
+frames (24 per second plus one) at the output's size and, on 2.x, every reference video's
+seconds at that size too, never less than the minimum for video input (read here as: the
+input counts at least as long as the output, `VIDEO_INPUT_FLOOR`). Reference videos are
+downloaded at create, as the provider does, and their length read from the file (the video
+track's samples); one it cannot read, or outside the model's limits, is refused with 400.
+
 Scenario markers in the prompt text provoke every path:
 
     [sim:fail=CODE]        accepted, then fails with error {code: CODE, message}
@@ -63,6 +70,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from izgens.catalog import ADAPTIVE, FPS, MODELS, ModelInfo
+from izgens.errors import InvalidRequest
+from izgens.media import locate_moov, parse_moov
 
 __all__ = [
     "SimConfig",
@@ -75,6 +84,11 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v3"
+# the provider's minimum with video input, as a multiple of the output's own tokens: the
+# reference says only that there is one (UNCONFIRMED); public price tables put it at about
+# an input as long as the output
+VIDEO_INPUT_FLOOR = 2
+MAX_REFERENCE_VIDEO_BYTES = 200_000_000
 TASKS_PATH = f"{API_PREFIX}/contents/generations/tasks"
 MAX_SEED = 2_147_483_647
 _MARKER = re.compile(r"\[sim:([a-z-]+)(?:=([^\]]*))?\]")
@@ -275,6 +289,7 @@ class SimTask:
     last_frame_url: str | None = None
     completion_tokens: int = 0
     deleted: bool = False
+    input_video_ms: tuple[int, ...] = ()  # each reference video's length, read at create
 
     def to_json(self) -> dict[str, Any]:
         """The task object as GET, list and callbacks show it."""
@@ -604,9 +619,14 @@ class SimEngine:
             self._finish(task, "succeeded", wall, events)
 
     def _succeed(self, task: SimTask) -> None:
-        width, height = task.info.sizes[task.resolution][task.ratio]
-        frames = task.frames if task.frames is not None else FPS * (task.duration or 5) + 1
-        task.completion_tokens = math.ceil(width * height * frames / 1024)
+        task.completion_tokens = completion_tokens(
+            task.info,
+            task.resolution,
+            task.ratio,
+            duration=task.duration,
+            frames=task.frames,
+            input_video_ms=task.input_video_ms,
+        )
         expires = int(time.time() + self.config.video_url_ttl)
         base = (self.config.public_url or task.base_url).rstrip("/")
         video_path = f"/sim/videos/{task.id}.mp4"
@@ -724,6 +744,7 @@ class _Content:
     text_index: int = 0
     image_index: int | None = None
     video_index: int | None = None
+    video_urls: list[tuple[int, str]] = field(default_factory=list)
 
 
 def _url_of(item: Mapping[str, Any], key: str, index: int) -> None:
@@ -776,6 +797,7 @@ def _parse_content(raw: Any, info: ModelInfo) -> _Content:
             if kind == "video_url":
                 found.videos += 1
                 found.video_index = i if found.video_index is None else found.video_index
+                found.video_urls.append((i, item["video_url"]["url"]))
             else:
                 found.audios += 1
         elif kind == "draft_task":
@@ -981,6 +1003,63 @@ def _delay(value: str | None, default: float) -> float:
         return default
 
 
+def completion_tokens(
+    info: ModelInfo,
+    resolution: str,
+    ratio: str,
+    *,
+    duration: int | None,
+    frames: int | None = None,
+    input_video_ms: tuple[int, ...] = (),
+) -> int:
+    """What the provider bills a succeeded task (see the module docstring)."""
+    width, height = info.sizes[resolution][ratio]
+    output = frames if frames is not None else FPS * (duration or 5) + 1
+    tokens = math.ceil(width * height * output / 1024)
+    if not input_video_ms:
+        return tokens
+    inputs = sum(math.ceil(FPS * ms / 1000) for ms in input_video_ms)
+    return max(math.ceil(width * height * (output + inputs) / 1024), VIDEO_INPUT_FLOOR * tokens)
+
+
+async def _download(url: str, param: str) -> bytes:
+    try:
+        async with httpx.AsyncClient(timeout=10.0) as http, http.stream("GET", url) as answer:
+            if answer.status_code != 200:
+                raise _invalid(param, f"the video could not be downloaded ({answer.status_code})")
+            data = bytearray()
+            async for chunk in answer.aiter_bytes():
+                data += chunk
+                if len(data) > MAX_REFERENCE_VIDEO_BYTES:
+                    raise _invalid(param, "the video is larger than 200 MB")
+    except httpx.HTTPError:
+        raise _invalid(param, "the video could not be downloaded") from None
+    return bytes(data)
+
+
+async def _reference_video_ms(urls: list[tuple[int, str]], info: ModelInfo) -> tuple[int, ...]:
+    """Each reference video downloaded and measured (its video track's samples), within the
+    model's limits; 400 InvalidParameter naming the content item otherwise."""
+    lengths = []
+    shortest, longest = info.video_seconds
+    for index, url in urls:
+        param = f"content[{index}].video_url"
+        data = await _download(url, param)
+        try:
+            index_box = locate_moov(data, 0, len(data))
+            if isinstance(index_box, tuple):
+                raise InvalidRequest("no index")
+            ms = parse_moov(index_box).content_ms
+        except InvalidRequest:
+            raise _invalid(param, "the video could not be decoded") from None
+        if not shortest * 1000 <= ms <= longest * 1000:
+            raise _invalid(param, f"each video must last {shortest}-{longest} s")
+        lengths.append(ms)
+    if sum(lengths) > info.video_total_seconds * 1000:
+        raise _invalid("content", f"the videos may last {info.video_total_seconds} s in total")
+    return tuple(lengths)
+
+
 # --- the app ------------------------------------------------------------------------------
 
 
@@ -1045,6 +1124,7 @@ def create_app(config: SimConfig | None = None) -> Starlette:
             rejection = _marker_rejection(marks, accepted.content)
             if rejection is not None:
                 raise rejection
+            videos = await _reference_video_ms(accepted.content.video_urls, info)
         except ApiError as exc:
             return exc.response(request_id)
 
@@ -1077,6 +1157,7 @@ def create_app(config: SimConfig | None = None) -> Starlette:
             fail_code=marks.get("fail") or None,
             video_url_override=marks.get("url") or None,
             expire="expire" in marks,
+            input_video_ms=videos,
         )
         if "fail" in marks and not task.fail_code:
             task.fail_code = "InternalServiceError"

@@ -29,6 +29,43 @@ class Quote(BaseModel):
     ratio: str
     duration: int
     generate_audio: bool
+    reference_video_seconds: float
+
+
+class QuoteRequest(catalog.GenerationSpec):
+    """The body of a generation; the prompt is optional (checked when given)."""
+
+    prompt: Annotated[  # type: ignore[assignment]
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=catalog.MAX_PROMPT_CHARS),
+    ] = "quote"
+
+
+class ReferenceLimits(BaseModel):
+    role: str
+    max_count: int
+
+
+class VideoLimits(ReferenceLimits):
+    seconds_each: tuple[int, int]
+    seconds_total: int
+
+
+class ModelView(BaseModel):
+    """What a model offers, for a frontend's form (the same catalog the prices use)."""
+
+    id: str
+    name: str
+    resolutions: list[str]
+    default_resolution: str
+    ratios: list[str]
+    durations: tuple[int, int]
+    default_duration: int
+    audio: bool
+    seed: bool
+    camera_fixed: bool
+    image_references: ReferenceLimits | None
+    video_references: VideoLimits | None
 
 
 class UploadRequest(BaseModel):
@@ -56,6 +93,19 @@ def lifecycle() -> Lifecycle:
     return Lifecycle.from_settings()
 
 
+def _quote(plan: catalog.Plan, credits: int) -> Quote:
+    spec = plan.spec
+    return Quote(
+        credits=credits,
+        model=plan.info.id,
+        resolution=spec.resolution or "",
+        ratio=spec.ratio or "",
+        duration=spec.duration or 0,
+        generate_audio=bool(spec.generate_audio),
+        reference_video_seconds=plan.input_video_ms / 1000,
+    )
+
+
 @app.get("/quote", response_model=Quote)
 def get_quote(
     user: CurrentUser,
@@ -65,6 +115,7 @@ def get_quote(
     duration: Annotated[int | None, Query(ge=-1, le=120)] = None,
     generate_audio: bool | None = None,
 ) -> Quote:
+    """A generation without references; `POST /quote` prices any generation body."""
     spec = catalog.GenerationSpec(
         prompt="quote",
         model=model,
@@ -73,15 +124,48 @@ def get_quote(
         duration=duration,
         generate_audio=generate_audio,
     )
-    spec, credits = lifecycle().quote(spec)
-    return Quote(
-        credits=credits,
-        model=spec.model or catalog.DEFAULT_MODEL,
-        resolution=spec.resolution or "",
-        ratio=spec.ratio or "",
-        duration=spec.duration or 0,
-        generate_audio=bool(spec.generate_audio),
-    )
+    return _quote(*lifecycle().quote(user.id, spec))
+
+
+@app.post("/quote", response_model=Quote)
+def post_quote(body: QuoteRequest, user: CurrentUser) -> Quote:
+    """Exactly what `POST /generations` with this body would debit now, references included."""
+    spec = catalog.GenerationSpec.model_validate(body.model_dump())
+    return _quote(*lifecycle().quote(user.id, spec))
+
+
+@app.get("/models", response_model=list[ModelView])
+def get_models() -> list[ModelView]:
+    """The catalog: public, so a signed-out page can show what is on offer."""
+    views = []
+    for info in catalog.MODELS.values():
+        image, video = info.references.get("image"), info.references.get("video")
+        views.append(
+            ModelView(
+                id=info.id,
+                name=info.name,
+                resolutions=list(info.resolutions),
+                default_resolution=info.default_resolution,
+                ratios=list(info.ratios),
+                durations=info.duration_range,
+                default_duration=info.default_duration,
+                audio=info.supports_audio,
+                seed=info.supports_seed,
+                camera_fixed=info.supports_camera_fixed,
+                image_references=ReferenceLimits(role=image.role, max_count=image.max_count)
+                if image
+                else None,
+                video_references=VideoLimits(
+                    role=video.role,
+                    max_count=video.max_count,
+                    seconds_each=info.video_seconds,
+                    seconds_total=info.video_total_seconds,
+                )
+                if video
+                else None,
+            )
+        )
+    return views
 
 
 @app.post("/uploads", status_code=201, response_model=Upload, responses=problem_responses(403))

@@ -1,7 +1,7 @@
-"""The Seedance model catalog and the one place a generation request is checked against it.
+"""The Seedance model catalog and the one place a generation request becomes a plan.
 
 Facts come from `reference/byteplus-seedance.md` §2 (model ids, resolutions, ratios, durations,
-pixel sizes, reference roles). Our own policies sit on top of those facts:
+pixel sizes, reference roles, input limits). Our own policies sit on top of those facts:
 
 - `duration=-1` ("the model picks the length, billing follows") is never offered: prices are
   fixed up front, before any money moves, so every generation has a known length.
@@ -9,24 +9,30 @@ pixel sizes, reference roles). Our own policies sit on top of those facts:
   always sent explicitly for the models that support it.
 - Legacy text commands in the prompt (`--resolution 1080p`, `--dur 12`, …) are refused: the
   provider may honour them over the body fields, which would let a prompt buy a longer or
-  sharper video than the one that was priced.
+  sharper video than the one that was priced. The prompt is the only free text that reaches
+  the provider (references go as our own presigned URLs), and it is checked after Unicode
+  compatibility normalisation with invisible characters removed (`text_command`).
 
-`normalize()` fills the model's defaults and raises `InvalidRequest` for anything the model
-cannot do; `estimated_tokens()` prices from the normalized spec; `content_items()` and
-`task_parameters()` build what `BytePlusClient.create_task` sends.
+`plan()` turns a request and its checked references into a `Plan`: the normalized spec, the
+content and body fields to send, and the tokens the provider will bill (output frames, and
+on 2.x the reference videos' seconds), which SQL turns into credits (`price_credits`).
 """
 
 from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from izgens.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from izgens.media import VideoInfo
 
 __all__ = [
     "ADAPTIVE",
@@ -38,15 +44,15 @@ __all__ = [
     "RATIOS",
     "GenerationSpec",
     "ModelInfo",
+    "Plan",
+    "Reference",
     "ReferenceKind",
     "ReferenceRule",
-    "check_references",
-    "content_items",
-    "estimated_tokens",
     "get_model",
     "normalize",
     "output_size",
-    "task_parameters",
+    "plan",
+    "text_command",
 ]
 
 DEFAULT_MODEL = "seedance-1-0-pro-fast-251015"
@@ -56,6 +62,9 @@ MAX_REFERENCES = 9
 MAX_SEED = 2_147_483_647
 ADAPTIVE = "adaptive"
 RATIOS = ("16:9", "4:3", "1:1", "3:4", "9:16", "21:9")
+# reference videos (2.x), §2.3: width x height within these bounds
+MIN_VIDEO_PIXELS = 409_600
+MAX_VIDEO_PIXELS = 8_295_044
 
 ReferenceKind = Literal["image", "video"]
 Size = tuple[int, int]
@@ -118,6 +127,8 @@ class ModelInfo:
     max_reference_audios: int = 0
     adaptive_only_with_video: bool = False
     output_formats: tuple[str, ...] = ("mp4",)
+    video_seconds: tuple[int, int] = (2, 15)  # each reference video, §2.3
+    video_total_seconds: int = 15  # all reference videos together
 
     def default_ratio(self, with_image: bool) -> str:
         """1.0 defaults to 16:9 for text-to-video and `adaptive` from an image (§2.2)."""
@@ -198,6 +209,8 @@ _MODELS: tuple[ModelInfo, ...] = (
         max_reference_audios=10,
         adaptive_only_with_video=True,
         output_formats=("mp4", "mov"),
+        video_seconds=(2, 30),
+        video_total_seconds=30,
     ),
     _v20("dreamina-seedance-2-0-260128", "Dreamina Seedance 2.0", ("480p", "720p", "1080p", "4k")),
     _v20("dreamina-seedance-2-0-fast-260128", "Dreamina Seedance 2.0 fast", ("480p", "720p")),
@@ -224,12 +237,58 @@ _MODELS: tuple[ModelInfo, ...] = (
 
 MODELS: Mapping[str, ModelInfo] = {m.id: m for m in _MODELS}
 
-# Legacy `--flag value` text commands (§2.4); the provider reads them from the prompt itself.
-_TEXT_COMMAND = re.compile(
-    r"(?<!\S)--(resolution|rs|ratio|rt|duration|dur|frames|framespersecond|fps|seed"
-    r"|camerafixed|cf|watermark|wm)\b",
-    re.IGNORECASE,
+# Legacy `--flag value` text commands (§2.4): names and abbreviations, longest first, with
+# any separator tolerated inside the multi-word ones (camera_fixed, frames-per-second).
+_SEP = r"[\W_]*"
+_COMMAND_NAMES = (
+    f"frames{_SEP}per{_SEP}second",
+    f"camera{_SEP}fixed",
+    f"water{_SEP}mark",
+    "resolution",
+    "duration",
+    "frames",
+    "ratio",
+    "seed",
+    "fps",
+    "dur",
+    "rs",
+    "rt",
+    "cf",
+    "wm",
 )
+# two or more dashes, up to three non-alphanumerics (spaces, brackets, `=`, `_`), the name,
+# and no letter after it: `--dur5`, `x--rs=1080p`, `-- [duration] 9` all count
+_TEXT_COMMAND = re.compile(
+    rf"-{{2,}}[^0-9a-z]{{0,3}}({'|'.join(_COMMAND_NAMES)})(?![a-z])", re.IGNORECASE
+)
+# every character Unicode calls a dash, and the minus sign, reads as `-`; the long dashes
+# as `--` (a word processor's rendering of a typed double hyphen)
+_DASHES = {
+    **{ord(c): "-" for c in "\u2010\u2011\u2012\u2013\u2043\u2212\ufe58\ufe63\uff0d\u058a\u1806"},
+    **{ord(c): "--" for c in "\u2014\u2015\u2e3a\u2e3b\u2053"},
+}
+# invisible or combining characters a flag could hide behind; control characters count
+# as spaces
+_HIDDEN = frozenset({"Cf", "Mn", "Me", "Co", "Cs", "Cn"})
+
+
+def _visible(text: str) -> str:
+    """The text as the provider could read it: compatibility forms folded (fullwidth,
+    no-break spaces), invisible and combining characters removed, dashes unified."""
+    folded = unicodedata.normalize("NFKC", text).translate(_DASHES)
+    kept = []
+    for ch in folded:
+        category = unicodedata.category(ch)
+        if category in _HIDDEN:
+            continue
+        kept.append(" " if category == "Cc" or category.startswith("Z") else ch)
+    return "".join(kept)
+
+
+def text_command(text: str) -> str | None:
+    """The first legacy text command in `text` (as found after normalisation), or None."""
+    found = _TEXT_COMMAND.search(_visible(text))
+    return found.group(0) if found else None
 
 
 class GenerationSpec(BaseModel):
@@ -290,10 +349,11 @@ class _Choice:
 
 def _choose(spec: GenerationSpec) -> _Choice:
     info = get_model(spec.model or DEFAULT_MODEL)
-    if _TEXT_COMMAND.search(spec.prompt):
+    command = text_command(spec.prompt)
+    if command is not None:
         raise InvalidRequest(
-            "the prompt must not contain parameter flags such as --duration or --resolution; "
-            "use the request fields instead"
+            f"the prompt must not contain parameter flags such as --duration or --resolution "
+            f"(found {command!r}); use the request fields instead"
         )
 
     refs = spec.reference_keys
@@ -374,21 +434,75 @@ def normalize(spec: GenerationSpec) -> GenerationSpec:
     )
 
 
-def estimated_tokens(spec: GenerationSpec) -> int:
-    """Tokens the provider will bill at most: ceil(W·H·(24·duration + 1) / 1024).
+class Reference(Protocol):
+    """What planning needs of one checked upload (`izgens.storage.ReferenceInfo`)."""
 
-    The provider counts real frames (24 per second plus one); `adaptive` is priced at the
-    largest size of its resolution so the estimate never falls short of the bill. Input
-    reference videos (2.x) are billed on top by the provider and are not counted here.
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def video(self) -> VideoInfo | None: ...
+
+
+def _frames_tokens(size: Size, frames: int) -> int:
+    width, height = size
+    return math.ceil(width * height * frames / 1024)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A request made concrete: what is sent to the provider and the tokens it bills.
+
+    `output_tokens` counts the output's real frames (24 per second plus one). On 2.x every
+    reference video is billed at the output's size for its own seconds too
+    (`input_tokens`, each rounded up to whole frames plus one); SQL adds the provider's
+    minimum for video input and the video-input price tier (`izgens.price_credits`).
+    `adaptive` is priced at the largest size of its resolution, so no ratio the provider
+    picks can cost more than was charged.
     """
-    choice = _choose(spec)
-    width, height = choice.info.sizes[choice.resolution][choice.ratio]
-    return math.ceil(width * height * (FPS * choice.duration + 1) / 1024)
+
+    spec: GenerationSpec
+    info: ModelInfo
+    kinds: tuple[str, ...]
+    output_tokens: int
+    input_video_ms: int
+    input_tokens: int
+
+    def task_parameters(self) -> dict[str, Any]:
+        """Body fields for create_task: only those the model supports, every one explicit
+        (`generate_audio` too: the API's own default is True)."""
+        spec, info = self.spec, self.info
+        params: dict[str, Any] = {
+            "resolution": spec.resolution,
+            "ratio": spec.ratio,
+            "duration": spec.duration,
+            "watermark": False,
+        }
+        if info.supports_seed:
+            params["seed"] = spec.seed
+        if info.supports_camera_fixed:
+            params["camera_fixed"] = spec.camera_fixed
+        if info.supports_audio:
+            params["generate_audio"] = spec.generate_audio
+        return params
+
+    def content(self, urls: Sequence[str]) -> list[dict[str, Any]]:
+        """The BytePlus `content` array: the prompt, then each reference (in the request's
+        order) with its role: 1.x takes one image as the first frame, 2.x takes
+        `reference_image`s and `reference_video`s (multimodal reference mode)."""
+        if len(urls) != len(self.kinds):
+            raise ValueError("one URL per reference")
+        items: list[dict[str, Any]] = [{"type": "text", "text": self.spec.prompt}]
+        for kind, url in zip(self.kinds, urls, strict=True):
+            key = "image_url" if kind == "image" else "video_url"
+            items.append({"type": key, key: {"url": url}, "role": self.info.references[kind].role})
+        return items
 
 
-def check_references(spec: GenerationSpec, kinds: Sequence[str]) -> None:
-    """Refuse references the model cannot take; call before debiting, once kinds are known."""
-    info = get_model(spec.model or DEFAULT_MODEL)
+def _check_references(choice: _Choice, references: Sequence[Reference]) -> int:
+    """Refuse references the model cannot take; the reference videos' total milliseconds."""
+    info = choice.info
+    kinds = [ref.kind for ref in references]
     for kind in kinds:
         if kind not in ("image", "video"):
             raise InvalidRequest(f"unknown reference kind {kind!r}; use image or video")
@@ -398,44 +512,53 @@ def check_references(spec: GenerationSpec, kinds: Sequence[str]) -> None:
         count = sum(1 for k in kinds if k == kind)
         if count > rule.max_count:
             raise InvalidRequest(f"{info.id} takes at most {rule.max_count} {kind} references")
-    if info.adaptive_only_with_video and "video" in kinds and spec.ratio not in (None, ADAPTIVE):
+    if info.adaptive_only_with_video and "video" in kinds and choice.ratio != ADAPTIVE:
         raise InvalidRequest(f"{info.id} needs ratio 'adaptive' when a reference video is given")
+    shortest, longest = info.video_seconds
+    total_ms = 0
+    for ref in references:
+        if ref.kind != "video":
+            continue
+        if ref.video is None:
+            raise InvalidRequest("a reference video was not checked")
+        seconds = ref.video.duration_ms / 1000
+        if not shortest <= seconds <= longest:
+            raise InvalidRequest(
+                f"each reference video must be {shortest}-{longest} seconds long for {info.id}"
+                f" (one is {seconds:.2f} s)"
+            )
+        pixels = ref.video.width * ref.video.height
+        if pixels and not MIN_VIDEO_PIXELS <= pixels <= MAX_VIDEO_PIXELS:
+            raise InvalidRequest(
+                f"reference videos must be 480p to 4K (one is {ref.video.width}x{ref.video.height})"
+            )
+        total_ms += ref.video.duration_ms
+    if total_ms > info.video_total_seconds * 1000:
+        raise InvalidRequest(
+            f"the reference videos may last {info.video_total_seconds} seconds together on "
+            f"{info.id} (these last {total_ms / 1000:.2f} s)"
+        )
+    return total_ms
 
 
-def content_items(
-    spec: GenerationSpec, reference_urls: Sequence[tuple[str, str]]
-) -> list[dict[str, Any]]:
-    """The BytePlus `content` array: the prompt, then each (kind, url) reference with its role.
-
-    1.x models take one image as the first frame; 2.x models take `reference_image`s and
-    `reference_video`s (multimodal reference mode).
-    """
-    info = get_model(spec.model or DEFAULT_MODEL)
-    check_references(spec, [kind for kind, _ in reference_urls])
-    items: list[dict[str, Any]] = [{"type": "text", "text": spec.prompt}]
-    for kind, url in reference_urls:
-        role = info.references[kind].role
-        key = "image_url" if kind == "image" else "video_url"
-        items.append({"type": key, key: {"url": url}, "role": role})
-    return items
-
-
-def task_parameters(spec: GenerationSpec) -> dict[str, Any]:
-    """Body fields for create_task: only those the model supports, every one explicit.
-
-    `generate_audio` is always sent where supported because the API's own default is True.
-    """
+def plan(spec: GenerationSpec, references: Sequence[Reference] = ()) -> Plan:
+    """The request, its references (checked by the bucket, in `reference_keys` order) and
+    the model, resolved into a `Plan`; `InvalidRequest` for anything the model cannot do."""
+    if len(references) != len(spec.reference_keys):
+        raise ValueError("one checked reference per reference key")
     choice = _choose(spec)
-    params: dict[str, Any] = {
-        "resolution": choice.resolution,
-        "ratio": choice.ratio,
-        "duration": choice.duration,
-        "watermark": False,
-    }
-    if choice.info.supports_seed:
-        params["seed"] = choice.seed
-    if choice.info.supports_camera_fixed:
-        params["camera_fixed"] = choice.camera_fixed
-    if choice.info.supports_audio:
-        params["generate_audio"] = choice.generate_audio
-    return params
+    input_ms = _check_references(choice, references)
+    size = choice.info.sizes[choice.resolution][choice.ratio]
+    input_frames = sum(
+        math.ceil(FPS * ref.video.duration_ms / 1000) + 1
+        for ref in references
+        if ref.kind == "video" and ref.video is not None
+    )
+    return Plan(
+        spec=normalize(spec),
+        info=choice.info,
+        kinds=tuple(ref.kind for ref in references),
+        output_tokens=_frames_tokens(size, FPS * choice.duration + 1),
+        input_video_ms=input_ms,
+        input_tokens=_frames_tokens(size, input_frames) if input_frames else 0,
+    )

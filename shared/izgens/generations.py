@@ -76,6 +76,8 @@ class Generation(BaseModel):
     generate_audio: bool | None = None
     reference_keys: list[str] = []
     cost: int
+    input_video_ms: int = 0
+    provider_tokens: int | None = None
     provider_task_id: str | None = None
     video_key: str | None = None
     bytes: int | None = None
@@ -285,24 +287,30 @@ class Lifecycle:
 
     # -- admission --------------------------------------------------------------------------
 
-    def quote(self, spec: catalog.GenerationSpec) -> tuple[catalog.GenerationSpec, int]:
+    def plan(self, user_id: uuid.UUID, spec: catalog.GenerationSpec) -> catalog.Plan:
+        """The request as a priced plan: the caller's own references checked in the bucket
+        (a video's duration read from its index), then the catalog's rules. A request with
+        no references never touches the bucket."""
         from izgens import catalog
 
-        spec = catalog.normalize(spec)
+        references = [self.storage.check_reference(key, user_id) for key in spec.reference_keys]
+        return catalog.plan(spec, references)
+
+    def quote(self, user_id: uuid.UUID, spec: catalog.GenerationSpec) -> tuple[catalog.Plan, int]:
+        """The credits a generation of `spec` costs now: what `start` would debit."""
+        plan = self.plan(user_id, spec)
         row = self.db.one(
-            "select izgens.price_credits(%s, %s, %s, %s) as credits",
-            (spec.model, spec.resolution, spec.generate_audio, catalog.estimated_tokens(spec)),
+            "select izgens.price_credits(%s, %s, %s, %s, %s) as credits",
+            (
+                plan.spec.model,
+                plan.spec.resolution,
+                plan.spec.generate_audio,
+                plan.output_tokens,
+                plan.input_tokens,
+            ),
         )
         assert row is not None
-        return spec, int(row["credits"])
-
-    def check_references(self, user_id: uuid.UUID, spec: catalog.GenerationSpec) -> list[str]:
-        """The kinds of the caller's own, genuine references; refuses anything else."""
-        from izgens import catalog
-
-        kinds = [self.storage.check_reference(key, user_id).kind for key in spec.reference_keys]
-        catalog.check_references(spec, kinds)
-        return kinds
+        return plan, int(row["credits"])
 
     def start(
         self,
@@ -315,21 +323,20 @@ class Lifecycle:
         recreated_from: uuid.UUID | None = None,
     ) -> Generation:
         """Admit a generation (one SQL call) and, when it holds the lease, submit it."""
-        from izgens import catalog
-
-        spec = catalog.normalize(spec)
-        kinds = self.check_references(user_id, spec)
+        plan = self.plan(user_id, spec)
         s = self.settings
-        document = spec.model_dump()
+        document = plan.spec.model_dump()
         document["recreated_from"] = str(recreated_from) if recreated_from else None
+        document["input_video_ms"] = plan.input_video_ms
         row = self.db.one(
-            "select izgens.start_generation(%s, %s, %s, %s, %s, %s, %s, %s, %s) as r",
+            "select izgens.start_generation(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) as r",
             (
                 user_id,
                 idempotency_key,
                 body_hash,
                 json.dumps(document),
-                catalog.estimated_tokens(spec),
+                plan.output_tokens,
+                plan.input_tokens,
                 client_ip,
                 s.rate_generate_user,
                 s.rate_generate_ip,
@@ -348,7 +355,7 @@ class Lifecycle:
                 cost=gen.cost,
             )
         if result["created"] and result["submit"]:
-            gen = self.submit(gen, kinds)
+            gen = self.submit(gen, plan)
         return gen
 
     # -- submission ---------------------------------------------------------------------------
@@ -360,26 +367,22 @@ class Lifecycle:
             return None
         return f"{base}/callbacks/byteplus?token={callback_token(gen.id, key.get_secret_value())}"
 
-    def submit(self, gen: Generation, kinds: list[str] | None = None) -> Generation:
+    def submit(self, gen: Generation, plan: catalog.Plan | None = None) -> Generation:
         """Create the provider task for a queued generation this caller holds the lease on.
 
         A definite refusal fails and refunds at once (and is raised for the caller to show);
         no capacity defers it in arrival order; anything ambiguous is left for reconciliation,
         which looks for the task before ever creating it again.
         """
-        from izgens import catalog
-
-        spec = gen.spec
         try:
-            if kinds is None:  # checked again: a queued generation may wait a while
-                kinds = [
-                    self.storage.check_reference(k, gen.user_id).kind for k in gen.reference_keys
-                ]
-            references = [
-                (kind, self.storage.presigned_get(key, TASK_EXPIRES_AFTER))
-                for kind, key in zip(kinds, gen.reference_keys, strict=True)
+            if plan is None:  # checked again: a queued generation may wait a while
+                plan = self.plan(gen.user_id, gen.spec)
+                if plan.input_video_ms > gen.input_video_ms:
+                    raise errors.InvalidRequest("a reference video changed after it was priced")
+            urls = [
+                self.storage.presigned_get(key, TASK_EXPIRES_AFTER) for key in gen.reference_keys
             ]
-            content = catalog.content_items(spec, references)
+            content = plan.content(urls)
         except errors.ProviderUnavailable:
             # the bucket failed, not the references: nothing was sent, so it waits again
             self.db.one("select * from izgens.defer_submission(%s)", (gen.id,))
@@ -394,7 +397,7 @@ class Lifecycle:
                 callback_url=self._callback_url(gen),
                 execution_expires_after=TASK_EXPIRES_AFTER,
                 safety_identifier=safety_identifier(gen.user_id, gen.id),
-                **catalog.task_parameters(spec),
+                **plan.task_parameters(),
             )
         except errors.ProviderRejected as exc:
             reason = exc.provider_message or "the video service refused the request"
@@ -519,7 +522,8 @@ class Lifecycle:
 
     def store(self, gen: Generation, task: Task) -> Generation:
         """Exactly one caller copies the finished video into the bucket, then completes."""
-        won = self.db.one("select * from izgens.claim_storing(%s)", (gen.id,))
+        tokens = task.usage.completion_tokens if task.usage else None
+        won = self.db.one("select * from izgens.claim_storing(%s, %s)", (gen.id, tokens))
         if won is None:
             return self._reload(gen.id)
         gen = Generation.model_validate(won)

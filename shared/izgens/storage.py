@@ -42,6 +42,7 @@ from izgens.errors import (
     PayloadTooLarge,
     ProviderUnavailable,
 )
+from izgens.media import HEAD_BYTES, UnreadableMedia, VideoInfo, locate_moov, parse_moov
 
 if TYPE_CHECKING:
     from izgens.config import Settings
@@ -128,6 +129,7 @@ class ReferenceInfo:
     kind: Kind
     content_type: str
     bytes: int
+    video: VideoInfo | None = None  # read from the file's index, for videos only
 
 
 @dataclass(frozen=True, slots=True)
@@ -589,6 +591,8 @@ class Storage:
         """Is `key` the caller's own, finished, genuine upload within the provider's limits?
 
         Another user's key is NotFound, exactly like a missing one, so keys cannot be probed.
+        A video's index is read too (its duration is part of the price): the first ranged
+        GET covers the start of the file, a second one only an index stored at the end.
         """
         user = _canonical_uuid(user_id, "user id")
         match = _REFERENCE_KEY.fullmatch(key) if isinstance(key, str) else None
@@ -608,16 +612,32 @@ class Storage:
             raise InvalidRequest(f"{key} is empty")
         if info.size > upload_type.max_bytes:
             raise PayloadTooLarge(f"{key} is larger than {upload_type.max_bytes} bytes")
-        head = self._read_head(key)
+        video = upload_type.kind == "video"
+        head = self._read_range(key, 0, min(info.size, HEAD_BYTES if video else SNIFF_BYTES))
         if not _sniff(expected_type, head):
             raise InvalidRequest(f"{key} is not a {expected_type} file")
-        return ReferenceInfo(kind=upload_type.kind, content_type=expected_type, bytes=info.size)
+        if not video:
+            return ReferenceInfo(kind=upload_type.kind, content_type=expected_type, bytes=info.size)
+        try:
+            index = locate_moov(head, 0, info.size)
+            if isinstance(index, tuple):
+                offset, length = index
+                index = locate_moov(self._read_range(key, offset, length), offset, info.size)
+                if isinstance(index, tuple):
+                    raise UnreadableMedia("the video's index (moov box) was not found")
+            details = parse_moov(index)
+        except UnreadableMedia as exc:
+            raise UnreadableMedia(f"{key}: {exc.detail}") from None
+        return ReferenceInfo(
+            kind="video", content_type=expected_type, bytes=info.size, video=details
+        )
 
-    def _read_head(self, key: str) -> bytes:
-        response = self._call("get_object", Key=key, Range=f"bytes=0-{SNIFF_BYTES - 1}")
+    def _read_range(self, key: str, offset: int, length: int) -> bytes:
+        last = offset + length - 1
+        response = self._call("get_object", Key=key, Range=f"bytes={offset}-{last}")
         body = response["Body"]
         try:
-            data: bytes = body.read(SNIFF_BYTES)
+            data: bytes = body.read(length)
         except Exception as exc:  # noqa: BLE001 - botocore/urllib3 stream errors
             raise ProviderUnavailable("storage read failed") from exc
         finally:

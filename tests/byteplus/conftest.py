@@ -16,6 +16,7 @@ import pytest
 
 from izgens.byteplus import BytePlusClient
 from izgens_local.byteplus_sim import SimConfig, SimServer
+from tests.mp4 import make_mp4
 
 # distinctive, so a leak is easy to find in messages and logs
 API_KEY = "sim-byteplus-key-5e1d0a-DO-NOT-LEAK"
@@ -127,6 +128,49 @@ def receiver() -> Iterator[Receiver]:
     state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
     try:
         yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def video_host() -> Iterator[str]:
+    """Reference videos on loopback, as the provider downloads them: `/<seconds>.mp4` is an
+    MP4 of that length (`?declared=N` makes its headers claim N seconds), `/junk.mp4` is not
+    an MP4, anything else is 404. Answers the base URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            path, _, query = self.path.partition("?")
+            name = path.rsplit("/", 1)[-1]
+            params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
+            body: bytes | None = None
+            if name == "junk.mp4":
+                body = b"<html>not a video</html>"
+            elif name.endswith(".mp4"):
+                try:
+                    seconds = float(name[:-4])
+                except ValueError:
+                    seconds = -1
+                if seconds > 0:
+                    declared = float(params["declared"]) if "declared" in params else None
+                    body = make_mp4(seconds, declared_seconds=declared)
+            self.send_response(200 if body is not None else 404)
+            self.send_header("Content-Type", "video/mp4")
+            self.send_header("Content-Length", str(len(body or b"")))
+            self.end_headers()
+            self.wfile.write(body or b"")
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()

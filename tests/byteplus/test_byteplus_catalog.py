@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -11,14 +12,13 @@ from izgens.catalog import (
     DEFAULT_MODEL,
     MODELS,
     GenerationSpec,
-    check_references,
-    content_items,
-    estimated_tokens,
+    Plan,
     normalize,
     output_size,
-    task_parameters,
+    plan,
 )
 from izgens.errors import InvalidRequest
+from izgens.media import VideoInfo
 
 V20 = "dreamina-seedance-2-0-260128"
 V20_FAST = "dreamina-seedance-2-0-fast-260128"
@@ -29,6 +29,32 @@ V10 = "seedance-1-0-pro-250528"
 
 def spec(**fields: Any) -> GenerationSpec:
     return GenerationSpec(prompt=fields.pop("prompt", "a paper boat on a river"), **fields)
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A checked reference as the bucket reports it (izgens.storage.ReferenceInfo)."""
+
+    kind: str
+    video: VideoInfo | None = None
+
+
+def video(seconds: float, width: int = 1280, height: int = 720) -> Ref:
+    ms = round(seconds * 1000)
+    return Ref("video", VideoInfo(ms, ms, width, height, round(seconds * 24)))
+
+
+IMAGE = Ref("image")
+
+
+def planned(refs: list[Ref] | None = None, **fields: Any) -> Plan:
+    refs = refs or []
+    keys = [f"references/u/{i}" for i in range(len(refs))]
+    return plan(spec(reference_keys=keys, **fields), refs)
+
+
+def estimated_tokens(given: GenerationSpec) -> int:
+    return plan(given).output_tokens
 
 
 def test_catalog_lists_every_current_model_and_no_deactivated_one() -> None:
@@ -218,7 +244,7 @@ def test_estimate_for_adaptive_is_never_below_a_fixed_ratio() -> None:
 
 
 def test_content_for_one_x_sends_the_image_as_first_frame() -> None:
-    items = content_items(spec(reference_keys=["k"]), [("image", "https://x/a.png")])
+    items = planned([IMAGE]).content(["https://x/a.png"])
     assert items == [
         {"type": "text", "text": "a paper boat on a river"},
         {"type": "image_url", "image_url": {"url": "https://x/a.png"}, "role": "first_frame"},
@@ -226,8 +252,8 @@ def test_content_for_one_x_sends_the_image_as_first_frame() -> None:
 
 
 def test_content_for_two_x_sends_reference_roles() -> None:
-    refs = [("image", "https://x/a.png"), ("video", "https://x/b.mp4"), ("image", "https://x/c")]
-    items = content_items(spec(model=V20), refs)
+    urls = ["https://x/a.png", "https://x/b.mp4", "https://x/c"]
+    items = planned([IMAGE, video(5), IMAGE], model=V20).content(urls)
     assert [(i["type"], i.get("role")) for i in items] == [
         ("text", None),
         ("image_url", "reference_image"),
@@ -238,35 +264,62 @@ def test_content_for_two_x_sends_reference_roles() -> None:
 
 
 def test_text_only_content() -> None:
-    assert content_items(spec(prompt=" hi "), []) == [{"type": "text", "text": "hi"}]
+    assert plan(spec(prompt=" hi ")).content([]) == [{"type": "text", "text": "hi"}]
 
 
 @pytest.mark.parametrize(
-    ("model", "kinds", "words"),
+    ("model", "refs", "words"),
     [
-        (DEFAULT_MODEL, ["video"], "does not take video"),
-        (DEFAULT_MODEL, ["image", "image"], "at most 1 image"),
-        (V15, ["image", "image"], "at most 1 image"),
-        (V20, ["video"] * 4, "at most 3 video"),
-        (V20, ["audio"], "unknown reference kind"),
+        (DEFAULT_MODEL, [video(5)], "does not take video"),
+        (V15, [video(5)], "does not take video"),
+        (V20, [video(4)] * 4, "at most 3 video"),
+        (V20, [Ref("audio")], "unknown reference kind"),
+        (V20, [video(1.5)], "2-15 seconds"),
+        (V20, [video(15.5)], "2-15 seconds"),
+        (V20, [video(8), video(8)], "15 seconds together"),
+        (V25, [video(31)], "2-30 seconds"),
+        (V25, [video(10)] * 4, "30 seconds together"),
+        (V20, [video(5, 320, 240)], "480p to 4K"),
+        (V20, [video(5, 7680, 4320)], "480p to 4K"),
     ],
 )
-def test_references_the_model_cannot_take(model: str, kinds: list[str], words: str) -> None:
+def test_references_the_model_cannot_take(model: str, refs: list[Ref], words: str) -> None:
     with pytest.raises(InvalidRequest, match=words):
-        check_references(spec(model=model), kinds)
-    with pytest.raises(InvalidRequest, match=words):
-        content_items(spec(model=model), [(k, "https://x/y") for k in kinds])
+        planned(refs, model=model)
+
+
+def test_one_x_takes_one_image_only() -> None:
+    with pytest.raises(InvalidRequest, match="at most one reference image"):
+        planned([IMAGE, IMAGE])
 
 
 def test_two_five_with_a_video_needs_adaptive() -> None:
-    check_references(spec(model=V25), ["video"])  # the default ratio is adaptive
+    planned([video(5)], model=V25)  # the default ratio is adaptive
     with pytest.raises(InvalidRequest, match="adaptive"):
-        check_references(spec(model=V25, ratio="16:9"), ["video"])
-    check_references(spec(model=V25, ratio="16:9"), ["image"])
+        planned([video(5)], model=V25, ratio="16:9")
+    planned([IMAGE], model=V25, ratio="16:9")
+
+
+def test_reference_video_seconds_are_billed_at_the_output_size() -> None:
+    without = planned(model=V20, ratio="16:9", duration=5)
+    assert (without.input_tokens, without.input_video_ms) == (0, 0)
+    # 1280x720 = 900 tokens a frame; 5 s output = 121 frames; 4.5 s input = 108 frames + 1
+    one = planned([video(4.5)], model=V20, ratio="16:9", duration=5)
+    assert one.output_tokens == 900 * 121
+    assert (one.input_video_ms, one.input_tokens) == (4500, 900 * 109)
+    two = planned([video(4.5), video(2)], model=V20, ratio="16:9", duration=5)
+    assert (two.input_video_ms, two.input_tokens) == (6500, 900 * (109 + 49))
+    images = planned([IMAGE, IMAGE], model=V20, ratio="16:9", duration=5)
+    assert images.input_tokens == 0
+
+
+def test_plan_needs_one_checked_reference_per_key() -> None:
+    with pytest.raises(ValueError, match="one checked reference"):
+        plan(spec(reference_keys=["references/u/a"]), [])
 
 
 def test_task_parameters_send_only_what_the_model_supports() -> None:
-    assert task_parameters(spec()) == {
+    assert plan(spec()).task_parameters() == {
         "resolution": "1080p",
         "ratio": "16:9",
         "duration": 5,
@@ -274,16 +327,16 @@ def test_task_parameters_send_only_what_the_model_supports() -> None:
         "seed": -1,
         "camera_fixed": False,
     }
-    assert task_parameters(spec(model=V20, resolution="480p")) == {
+    assert plan(spec(model=V20, resolution="480p")).task_parameters() == {
         "resolution": "480p",
         "ratio": "adaptive",
         "duration": 5,
         "watermark": False,
         "generate_audio": False,
     }
-    assert task_parameters(spec(model=V15, generate_audio=True))["generate_audio"] is True
+    assert plan(spec(model=V15, generate_audio=True)).task_parameters()["generate_audio"] is True
 
 
-def test_task_parameters_refuse_what_normalize_refuses() -> None:
+def test_plan_refuses_what_normalize_refuses() -> None:
     with pytest.raises(InvalidRequest):
-        task_parameters(spec(duration=-1))
+        plan(spec(duration=-1))

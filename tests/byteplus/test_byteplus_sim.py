@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from izgens.byteplus import BytePlusClient, Task
-from izgens.catalog import DEFAULT_MODEL, GenerationSpec, content_items, task_parameters
+from izgens.catalog import DEFAULT_MODEL, GenerationSpec, plan
 from izgens.errors import ProviderRateLimited, ProviderRejected, ProviderUnavailable
 from izgens_local.byteplus_sim import SimServer
 
@@ -24,12 +24,12 @@ V20 = "dreamina-seedance-2-0-260128"
 def submit(client: BytePlusClient, prompt: str = "a paper boat", **fields: Any) -> str:
     """Create a task the way the generate function will: catalog → client."""
     callback_url = fields.pop("callback_url", None)
-    spec = GenerationSpec(prompt=prompt, **fields)
+    planned = plan(GenerationSpec(prompt=prompt, **fields))
     return client.create_task(
-        model=spec.model or DEFAULT_MODEL,
-        content=content_items(spec, []),
+        model=planned.info.id,
+        content=planned.content([]),
         callback_url=callback_url,
-        **task_parameters(spec),
+        **planned.task_parameters(),
     )
 
 
@@ -308,9 +308,9 @@ def test_client_maps_validation_refusals(client: BytePlusClient) -> None:
     assert unavailable.value.provider_code == "InvalidEndpointOrModel.NotFound"
 
 
-def test_two_x_reference_modes(raw: httpx.Client) -> None:
+def test_two_x_reference_modes(raw: httpx.Client, video_host: str) -> None:
     image: dict[str, Any] = {"type": "image_url", "image_url": {"url": "https://x/a.png"}}
-    video: dict[str, Any] = {"type": "video_url", "video_url": {"url": "https://x/v.mp4"}}
+    video: dict[str, Any] = {"type": "video_url", "video_url": {"url": f"{video_host}/5.mp4"}}
     text: dict[str, Any] = {"type": "text", "text": "a kite"}
 
     def post(content: list[dict[str, Any]]) -> httpx.Response:

@@ -23,16 +23,16 @@ from tests.generation.conftest import API_KEY, GenEnv
 def test_admitted_by_sql_and_never_submitted(env: GenEnv) -> None:
     """The process died right after `start_generation` committed."""
     user = env.user(credits=5_000)
-    spec = catalog.normalize(catalog.GenerationSpec(prompt="died after the debit"))
-    document = spec.model_dump() | {"recreated_from": None}
+    plan = catalog.plan(catalog.GenerationSpec(prompt="died after the debit"))
+    document = plan.spec.model_dump() | {"recreated_from": None}
     row = env.db.one(
-        "select izgens.start_generation(%s, %s, %s, %s, %s, null, 100, 100, 60) as r",
+        "select izgens.start_generation(%s, %s, %s, %s, %s, 0, null, 100, 100, 60) as r",
         (
             user.id,
             uuid.uuid4().hex,
             hashlib.sha256(json.dumps(document).encode()).hexdigest(),
             json.dumps(document),
-            catalog.estimated_tokens(spec),
+            plan.output_tokens,
         ),
     )
     assert row is not None and row["r"]["submit"] is True

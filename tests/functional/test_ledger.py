@@ -36,7 +36,7 @@ def start(db: Database, user: uuid.UUID, key: str | None = None, body: dict | No
     body = body or spec()
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
     row = db.one(
-        "select izgens.start_generation(%s, %s, %s, %s, %s, %s, %s, %s, %s) as r",
+        "select izgens.start_generation(%s, %s, %s, %s, %s, 0, %s, %s, %s, %s) as r",
         (
             user,
             key or uuid.uuid4().hex,
@@ -56,7 +56,7 @@ def start(db: Database, user: uuid.UUID, key: str | None = None, body: dict | No
 
 def price(db: Database) -> int:
     row = db.one(
-        "select izgens.price_credits('seedance-1-0-pro-fast-251015', '720p', false, %s) as c",
+        "select izgens.price_credits('seedance-1-0-pro-fast-251015', '720p', false, %s, 0) as c",
         (TOKENS,),
     )
     assert row is not None
@@ -214,7 +214,7 @@ def test_user_rate_limit_admits_exactly_the_limit_under_concurrency(db: Database
     def attempt(i: int) -> str:
         try:
             db.one(
-                "select izgens.start_generation(%s, %s, 'h', %s, %s, null, 5, 100, 60)",
+                "select izgens.start_generation(%s, %s, 'h', %s, %s, 0, null, 5, 100, 60)",
                 (user, f"rl-{i}", body, TOKENS),
                 idempotent=False,
             )

@@ -79,16 +79,16 @@ def test_create_refused_for_sensitive_input_answers_4xx_with_the_reason_and_refu
 
 def _start_without_provider(env: GenEnv, user_id: uuid.UUID) -> str:
     """A generation admitted by start_generation whose process died before the provider call."""
-    spec = catalog.normalize(catalog.GenerationSpec(prompt="a crash before the create"))
-    document = spec.model_dump() | {"recreated_from": None}
+    plan = catalog.plan(catalog.GenerationSpec(prompt="a crash before the create"))
+    document = plan.spec.model_dump() | {"recreated_from": None}
     row = env.db.one(
-        "select izgens.start_generation(%s, %s, %s, %s, %s, %s, %s, %s, %s) as r",
+        "select izgens.start_generation(%s, %s, %s, %s, %s, 0, %s, %s, %s, %s) as r",
         (
             user_id,
             uuid.uuid4().hex,
             hashlib.sha256(json.dumps(document).encode()).hexdigest(),
             json.dumps(document),
-            catalog.estimated_tokens(spec),
+            plan.output_tokens,
             "203.0.113.5",
             100,
             100,
