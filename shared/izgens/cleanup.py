@@ -50,6 +50,14 @@ def reconcile_generations() -> dict[str, int]:
     return Lifecycle.from_settings().reconcile(older_than_seconds=0 if due_now() else 60, limit=200)
 
 
+@job("inputs")
+def reference_inputs() -> dict[str, int]:
+    """Generations' own copies of their references, once no task can still fetch them."""
+    from izgens.generations import Lifecycle
+
+    return Lifecycle.from_settings().sweep_inputs()
+
+
 @job("purchases")
 def reconcile_purchases() -> dict[str, int]:
     """Purchases still pending after 30 minutes, settled from Plisio's own records, so a
@@ -141,6 +149,16 @@ def ledger_check() -> dict[str, int]:
     # the alarm's metric filter matches this line: {"job": "ledger_check", "mismatches": N}
     log_event(logger, "ledger check", job="ledger_check", mismatches=len(found))
     return {"mismatches": len(found)}
+
+
+@job("margins")
+def margins() -> dict[str, int]:
+    """Settled generations the provider billed more for than they were charged (alarmed on:
+    one log line each)."""
+    from izgens.db import get_database
+    from izgens.margins import check_margins
+
+    return check_margins(get_database())
 
 
 def run_jobs(names: Iterable[str] | None = None, *, now: bool = False) -> dict[str, dict[str, int]]:

@@ -173,6 +173,74 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
     return 0
 
 
+def _since(value: str) -> Any:
+    """`24h`, `30m`, `7d`, `90s` before now, or an ISO 8601 moment (UTC when no offset)."""
+    import re
+    from datetime import UTC, datetime, timedelta
+
+    found = re.fullmatch(r"(\d{1,6})([smhd])", value.strip())
+    if found:
+        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[found.group(2)]
+        return datetime.now(UTC) - timedelta(**{unit: int(found.group(1))})
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"--since: {value!r} is neither like 24h nor an ISO 8601 time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _usd(micro: int) -> str:
+    return f"{micro / 1_000_000:,.4f}"
+
+
+def cmd_margin(args: argparse.Namespace) -> int:
+    from izgens.margins import margin_report
+
+    since = _since(args.since)
+    with _db() as db:
+        report = margin_report(db, since)
+    if args.json:
+        _out(
+            {
+                "since": report.since,
+                "rows": [
+                    {**row.model_dump(), "margin_micro_usd": row.margin_micro_usd}
+                    for row in report.rows
+                ],
+                "underpriced": [u.model_dump() for u in report.underpriced],
+            }
+        )
+        return 0
+    lines = [
+        f"generations billed since {report.since.isoformat(timespec='seconds')}",
+        f"{'model':<36} {'res':<6} {'gens':>6} {'credits':>9} {'charged $':>11}"
+        f" {'provider $':>11} {'margin $':>11} {'margin':>7}",
+    ]
+    for row in report.rows:
+        ratio = (
+            f"{row.charged_micro_usd / row.provider_cost_micro_usd:.2f}x"
+            if row.provider_cost_micro_usd
+            else "-"
+        )
+        lines.append(
+            f"{row.model:<36} {row.resolution:<6} {row.generations:>6} {row.credits_charged:>9}"
+            f" {_usd(row.charged_micro_usd):>11} {_usd(row.provider_cost_micro_usd):>11}"
+            f" {_usd(row.margin_micro_usd):>11} {ratio:>7}"
+        )
+    if not report.rows:
+        lines.append("(none)")
+    lines.append(f"underpriced generations: {len(report.underpriced)}")
+    for gen in report.underpriced:
+        lines.append(
+            f"  {gen.id} {gen.model} {gen.resolution} {gen.duration}s"
+            f" +{gen.input_video_ms / 1000:g}s video input, {gen.status}: charged"
+            f" ${_usd(gen.charged_micro_usd)} ({gen.cost} credits), provider"
+            f" ${_usd(gen.provider_cost_micro_usd)} ({gen.provider_tokens} tokens)"
+        )
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0
+
+
 def _available_functions() -> list[str]:
     return [
         name
@@ -314,6 +382,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     show_purchase.add_argument("id", help="purchase id (uuid; Plisio's order_number)")
     purchases.set_defaults(func=cmd_purchases)
+
+    margin = sub.add_parser(
+        "margin",
+        help="what generations were charged against what the provider billed",
+        description=(
+            "Per model and resolution, the settled generations the provider billed since a\n"
+            "moment: how many, the credits charged and their value, the provider's cost and\n"
+            "the margin; then every generation whose provider cost exceeded what it was\n"
+            "charged (docs/operations.md)."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    margin.add_argument(
+        "--since", default="24h", help="e.g. 24h, 30m, 7d, or an ISO 8601 time (default 24h)"
+    )
+    margin.add_argument("--json", action="store_true", help="print the report as JSON")
+    margin.set_defaults(func=cmd_margin)
 
     _add_cleanup(sub)
     _add_openapi(sub)

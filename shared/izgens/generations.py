@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import json
 import logging
 import threading
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from izgens.byteplus import BytePlusClient, Task
     from izgens.config import Settings
     from izgens.db import Database
-    from izgens.storage import Storage
+    from izgens.storage import ReferenceInfo, Storage
 
 __all__ = [
     "Generation",
@@ -287,18 +288,21 @@ class Lifecycle:
 
     # -- admission --------------------------------------------------------------------------
 
-    def plan(self, user_id: uuid.UUID, spec: catalog.GenerationSpec) -> catalog.Plan:
-        """The request as a priced plan: the caller's own references checked in the bucket
-        (a video's duration read from its index), then the catalog's rules. A request with
-        no references never touches the bucket."""
+    def plan(
+        self, user_id: uuid.UUID, spec: catalog.GenerationSpec, keys: list[str] | None = None
+    ) -> tuple[catalog.Plan, list[ReferenceInfo]]:
+        """The request as a priced plan: each reference (the caller's own, or `keys` in its
+        place) checked in the bucket, a video's duration read from its index, then the
+        catalog's rules. A request with no references never touches the bucket."""
         from izgens import catalog
 
-        references = [self.storage.check_reference(key, user_id) for key in spec.reference_keys]
-        return catalog.plan(spec, references)
+        keys = list(spec.reference_keys) if keys is None else keys
+        references = [self.storage.check_reference(key, user_id) for key in keys]
+        return catalog.plan(spec, references), references
 
     def quote(self, user_id: uuid.UUID, spec: catalog.GenerationSpec) -> tuple[catalog.Plan, int]:
         """The credits a generation of `spec` costs now: what `start` would debit."""
-        plan = self.plan(user_id, spec)
+        plan, _ = self.plan(user_id, spec)
         row = self.db.one(
             "select izgens.price_credits(%s, %s, %s, %s, %s) as credits",
             (
@@ -323,7 +327,7 @@ class Lifecycle:
         recreated_from: uuid.UUID | None = None,
     ) -> Generation:
         """Admit a generation (one SQL call) and, when it holds the lease, submit it."""
-        plan = self.plan(user_id, spec)
+        plan, references = self.plan(user_id, spec)
         s = self.settings
         document = plan.spec.model_dump()
         document["recreated_from"] = str(recreated_from) if recreated_from else None
@@ -355,7 +359,7 @@ class Lifecycle:
                 cost=gen.cost,
             )
         if result["created"] and result["submit"]:
-            gen = self.submit(gen, plan)
+            gen = self.submit(gen, (plan, references))
         return gen
 
     # -- submission ---------------------------------------------------------------------------
@@ -367,7 +371,11 @@ class Lifecycle:
             return None
         return f"{base}/callbacks/byteplus?token={callback_token(gen.id, key.get_secret_value())}"
 
-    def submit(self, gen: Generation, plan: catalog.Plan | None = None) -> Generation:
+    def submit(
+        self,
+        gen: Generation,
+        checked: tuple[catalog.Plan, list[ReferenceInfo]] | None = None,
+    ) -> Generation:
         """Create the provider task for a queued generation this caller holds the lease on.
 
         A definite refusal fails and refunds at once (and is raised for the caller to show);
@@ -375,13 +383,7 @@ class Lifecycle:
         which looks for the task before ever creating it again.
         """
         try:
-            if plan is None:  # checked again: a queued generation may wait a while
-                plan = self.plan(gen.user_id, gen.spec)
-                if plan.input_video_ms > gen.input_video_ms:
-                    raise errors.InvalidRequest("a reference video changed after it was priced")
-            urls = [
-                self.storage.presigned_get(key, TASK_EXPIRES_AFTER) for key in gen.reference_keys
-            ]
+            plan, urls = self._send_plan(gen, checked)
             content = plan.content(urls)
         except errors.ProviderUnavailable:
             # the bucket failed, not the references: nothing was sent, so it waits again
@@ -446,6 +448,51 @@ class Lifecycle:
             return gen
         assert row is not None
         return Generation.model_validate(row)
+
+    def _send_plan(
+        self, gen: Generation, checked: tuple[catalog.Plan, list[ReferenceInfo]] | None
+    ) -> tuple[catalog.Plan, list[str]]:
+        """The plan to send and the URLs the provider downloads: the generation's own copies
+        of its references, never the uploads themselves.
+
+        An upload's presigned POST stays usable until it expires, so the object under a
+        reference key can change after it was priced; a copy under `inputs/` cannot (only
+        we write there). A copy whose ETag is not the one checked at admission (or every
+        copy of a generation that waited: `checked` is None) is read again, and a copy
+        whose videos last longer than was priced is refused (the generation is refunded).
+        """
+        plan = checked[0] if checked else None
+        priced = checked[1] if checked else [None] * len(gen.reference_keys)
+        copies, changed = [], False
+        for index, (key, reference) in enumerate(zip(gen.reference_keys, priced, strict=True)):
+            copy, etag = self.storage.freeze_reference(key, gen.user_id, gen.id, index)
+            copies.append(copy)
+            changed = changed or reference is None or not etag or etag != reference.etag
+        if plan is None or changed:
+            plan, _ = self.plan(gen.user_id, gen.spec, copies)
+            if plan.input_video_ms > gen.input_video_ms:
+                raise errors.InvalidRequest("a reference video changed after it was priced")
+        return plan, [self.storage.presigned_get(key, TASK_EXPIRES_AFTER) for key in copies]
+
+    def sweep_inputs(self, limit: int = 5000) -> dict[str, int]:
+        """Delete the reference copies no generation in flight needs any more (its
+        generation ended, or is gone). Bounded by `limit` objects a run."""
+        counts = {"kept": 0, "deleted": 0}
+        keys = [key for key, _ in itertools.islice(self.storage.list_objects("inputs/"), limit)]
+        for start in range(0, len(keys), 1000):
+            page = keys[start : start + 1000]
+            owners = {key: self.storage.parse_input_key(key) for key in page}
+            ids = list({parsed[1] for parsed in owners.values() if parsed})
+            rows = self.db.all(
+                "select id::text from public.generations"
+                " where id = any(%s::uuid[]) and status = any(%s)",
+                (ids, list(IN_FLIGHT)),
+            )
+            needed = {row["id"] for row in rows}
+            doomed = [key for key in page if not (owners[key] and owners[key][1] in needed)]
+            counts["kept"] += len(page) - len(doomed)
+            counts["deleted"] += self.storage.delete_keys(doomed)
+        return counts
 
     def dispatch(self, limit: int) -> int:
         """Submit up to `limit` waiting generations, oldest first, one claim at a time.

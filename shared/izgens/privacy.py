@@ -278,7 +278,7 @@ class Privacy:
         self._cancel_provider_tasks(user_id)
         objects = sum(
             self.storage.delete_prefix(f"{prefix}/{user_id}/")
-            for prefix in ("videos", "references", "exports")
+            for prefix in ("videos", "references", "inputs", "exports")
         )
         self.db.one("select izgens.anonymise_payments(%s) as n", (user_id,))
         self.db.execute("select izgens.forget_user_rows(%s)", (user_id,))

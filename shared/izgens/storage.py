@@ -3,6 +3,8 @@
 One S3 bucket (AWS S3, Supabase Storage's S3 endpoint, or moto in the dev stack) holds
 
     references/{user}/{uuid4 hex}.{ext}   user uploads, via a presigned POST
+    inputs/{user}/{generation}/{n}.{ext}   a generation's own copy of its n-th reference:
+                                           what is priced and what the provider fetches
     videos/{user}/{generation}.mp4         copied from the provider's expiring URL
     exports/{user}/{export}.json           privacy exports, streamed
 
@@ -108,6 +110,7 @@ _EXTS = "|".join(sorted(_TYPE_BY_EXT))
 # fullmatch + re.ASCII + lowercase-only classes: no `..`, no extra segments, no lookalikes.
 _REFERENCE_KEY = re.compile(rf"references/({_UUID})/([0-9a-f]{{32}})\.({_EXTS})", re.ASCII)
 _VIDEO_KEY = re.compile(rf"videos/({_UUID})/({_UUID})\.mp4", re.ASCII)
+_INPUT_KEY = re.compile(rf"inputs/({_UUID})/({_UUID})/([0-9]{{1,2}})\.({_EXTS})", re.ASCII)
 _UUID_RE = re.compile(_UUID, re.ASCII)
 _HOST_RE = re.compile(r"[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?|[0-9a-f:.]{2,45}", re.ASCII)
 _SAFE_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-/]{0,1000}", re.ASCII)
@@ -130,6 +133,7 @@ class ReferenceInfo:
     content_type: str
     bytes: int
     video: VideoInfo | None = None  # read from the file's index, for videos only
+    etag: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -533,6 +537,23 @@ class Storage:
         return f"exports/{user}/{_canonical_uuid(export_id, 'export id')}.json"
 
     @staticmethod
+    def input_key(
+        user_id: str | uuid.UUID, generation_id: str | uuid.UUID, index: int, reference_key: str
+    ) -> str:
+        """Where a generation's own copy of its `index`-th reference lives (same extension)."""
+        ext = reference_key.rsplit(".", 1)[-1]
+        if ext not in _TYPE_BY_EXT or not 0 <= index < 100:
+            raise InvalidRequest("not a reference key")
+        user = _canonical_uuid(user_id, "user id")
+        return f"inputs/{user}/{_canonical_uuid(generation_id, 'generation id')}/{index}.{ext}"
+
+    @staticmethod
+    def parse_input_key(key: str) -> tuple[str, str] | None:
+        """(user_id, generation_id) of a key `input_key` built, else None."""
+        match = _INPUT_KEY.fullmatch(key) if isinstance(key, str) else None
+        return (match.group(1), match.group(2)) if match else None
+
+    @staticmethod
     def parse_video_key(key: str) -> tuple[str, str] | None:
         """(user_id, generation_id) for exactly `videos/<uuid>/<uuid>.mp4`, else None.
 
@@ -595,10 +616,12 @@ class Storage:
         GET covers the start of the file, a second one only an index stored at the end.
         """
         user = _canonical_uuid(user_id, "user id")
-        match = _REFERENCE_KEY.fullmatch(key) if isinstance(key, str) else None
+        match = None
+        if isinstance(key, str):
+            match = _REFERENCE_KEY.fullmatch(key) or _INPUT_KEY.fullmatch(key)
         if match is None or match.group(1) != user:
             raise NotFound("no such upload")
-        expected_type = _TYPE_BY_EXT[match.group(3)]
+        expected_type = _TYPE_BY_EXT[match.group(match.lastindex or 0)]
         upload_type = UPLOAD_TYPES[expected_type]
         if expected_kind is not None and upload_type.kind != expected_kind:
             wanted = "an image" if expected_kind == "image" else "a video"
@@ -617,7 +640,7 @@ class Storage:
         if not _sniff(expected_type, head):
             raise InvalidRequest(f"{key} is not a {expected_type} file")
         if not video:
-            return ReferenceInfo(kind=upload_type.kind, content_type=expected_type, bytes=info.size)
+            return ReferenceInfo(upload_type.kind, expected_type, info.size, etag=info.etag)
         try:
             index = locate_moov(head, 0, info.size)
             if isinstance(index, tuple):
@@ -628,9 +651,38 @@ class Storage:
             details = parse_moov(index)
         except UnreadableMedia as exc:
             raise UnreadableMedia(f"{key}: {exc.detail}") from None
-        return ReferenceInfo(
-            kind="video", content_type=expected_type, bytes=info.size, video=details
+        return ReferenceInfo("video", expected_type, info.size, details, info.etag)
+
+    def freeze_reference(
+        self, key: str, user_id: str | uuid.UUID, generation_id: uuid.UUID, index: int
+    ) -> tuple[str, str]:
+        """Copy the caller's upload to the generation's own key: (that key, its ETag).
+
+        An upload's presigned POST (or PUT) stays usable until it expires, so the object
+        under a reference key can change after it was checked. The copy cannot: only we
+        write under `inputs/`. Its ETag tells whether it holds the bytes that were checked.
+        """
+        user = _canonical_uuid(user_id, "user id")
+        match = _REFERENCE_KEY.fullmatch(key) if isinstance(key, str) else None
+        if match is None or match.group(1) != user:
+            raise NotFound("no such upload")
+        target = self.input_key(user, generation_id, index, key)
+        copied = self._call(
+            "copy_object", Key=target, CopySource={"Bucket": self.bucket, "Key": key}
         )
+        return target, _clean_etag(copied.get("CopyObjectResult", {}).get("ETag"))
+
+    def list_objects(self, prefix: str) -> Iterator[tuple[str, datetime]]:
+        """(key, last modified) of every object under `prefix` (a folder), a page at a time."""
+        token: str | None = None
+        while True:
+            extra = {"ContinuationToken": token} if token else {}
+            page = self._call("list_objects_v2", Prefix=prefix, MaxKeys=self._page_size, **extra)
+            for item in page.get("Contents", []):
+                yield item["Key"], item["LastModified"]
+            if not page.get("IsTruncated"):
+                return
+            token = page.get("NextContinuationToken")
 
     def _read_range(self, key: str, offset: int, length: int) -> bytes:
         last = offset + length - 1

@@ -7,6 +7,7 @@ is asserted as a document, and check_reference is what actually refuses bad uplo
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,7 @@ import httpx
 import pytest
 
 from izgens.errors import InvalidRequest, NotFound, PayloadTooLarge
+from izgens.media import VideoInfo
 from izgens.storage import UPLOAD_EXPIRY_SECONDS, UPLOAD_TYPES, ReferenceInfo, Storage
 
 from .conftest import JPEG, PNG, WEBP, tiny_mp4
@@ -95,7 +97,7 @@ def test_browser_post_lands_and_passes_the_reference_check(storage: Storage, use
     assert info is not None
     assert (info.size, info.content_type) == (len(PNG), "image/png")
     assert storage.check_reference(upload["key"], user_id) == ReferenceInfo(
-        "image", "image/png", len(PNG)
+        "image", "image/png", len(PNG), etag=info.etag
     )
     assert storage.check_reference(upload["key"], user_id, expected_kind="image").bytes == len(PNG)
 
@@ -110,7 +112,16 @@ def test_each_type_passes_with_genuine_bytes(
     data = body if body is not None else tiny_mp4()
     key = storage.reference_key(user_id, UPLOAD_TYPES[content_type].ext)
     s3.put_object(Bucket=storage.bucket, Key=key, Body=data, ContentType=content_type)
-    assert storage.check_reference(key, user_id) == ReferenceInfo(kind, content_type, len(data))  # type: ignore[arg-type]
+    # the fixture is ffmpeg's: 64x64, 10 frames, 1.0 s (toolchain-notes.md)
+    video = VideoInfo(1000, 1000, 64, 64, 10) if kind == "video" else None
+    etag = hashlib.md5(data).hexdigest()  # noqa: S324 - S3's ETag of a one-part object
+    assert storage.check_reference(key, user_id) == ReferenceInfo(
+        kind,  # type: ignore[arg-type]
+        content_type,
+        len(data),
+        video,
+        etag,
+    )
 
 
 def test_another_users_key_is_not_found_even_though_it_exists(
