@@ -290,6 +290,7 @@ class SimTask:
     completion_tokens: int = 0
     deleted: bool = False
     input_video_ms: tuple[int, ...] = ()  # each reference video's length, read at create
+    video_urls: list[tuple[int, str]] = field(default_factory=list)  # (content index, URL)
 
     def to_json(self) -> dict[str, Any]:
         """The task object as GET, list and callbacks show it."""
@@ -537,6 +538,8 @@ class SimEngine:
                     "callback_url": task.callback_url,
                     "create_count": self.create_requests.get(task.callback_url or "", 0),
                     "deleted": task.deleted,
+                    "video_urls": [url for _, url in task.video_urls],
+                    "input_video_ms": list(task.input_video_ms),
                 }
                 tasks.append(item)
             return {
@@ -1158,6 +1161,7 @@ def create_app(config: SimConfig | None = None) -> Starlette:
             video_url_override=marks.get("url") or None,
             expire="expire" in marks,
             input_video_ms=videos,
+            video_urls=accepted.content.video_urls,
         )
         if "fail" in marks and not task.fail_code:
             task.fail_code = "InternalServiceError"

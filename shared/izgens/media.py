@@ -97,24 +97,30 @@ def _children(buf: bytes, start: int, end: int) -> list[_Box]:
 def locate_moov(buf: bytes, base: int, file_size: int) -> bytes | tuple[int, int]:
     """The `moov` payload if it lies within `buf` (the file's bytes from offset `base`),
     else the (offset, length) of the file to fetch next, starting at the first top-level box
-    whose header `buf` does not hold. Raises when the file has no index at all."""
+    whose header `buf` does not hold. Raises when the file has no index at all, or when a
+    box whose header is in `buf` runs past the end of the file (a cut-off upload)."""
     pos = 0
     end = file_size - base
+    moov: bytes | None = None
     while pos < end:
         found = _header(buf, pos, end)
         if found is None:
+            if moov is not None:  # the boxes after the index are not in hand: fine
+                return moov
             return base + pos, min(MAX_INDEX_BYTES, end - pos)
         kind, header, size = found
         if pos + size > end:
             raise UnreadableMedia("the file is truncated: a box runs past its end")
-        if kind == b"moov":
+        if kind == b"moov" and moov is None:
             if size > MAX_INDEX_BYTES:
                 raise UnreadableMedia(f"the video's index is larger than {MAX_INDEX_BYTES} bytes")
-            if pos + size <= len(buf):
-                return buf[pos + header : pos + size]
-            return base + pos, size
+            if pos + size > len(buf):
+                return base + pos, size
+            moov = buf[pos + header : pos + size]
         pos += size
-    raise UnreadableMedia("the file has no MP4 index (moov box)")
+    if moov is None:
+        raise UnreadableMedia("the file has no MP4 index (moov box)")
+    return moov
 
 
 def _full_box(buf: bytes, box: _Box, v0_size: int, v1_size: int) -> int:

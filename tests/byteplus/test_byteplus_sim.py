@@ -72,6 +72,58 @@ def test_task_goes_queued_running_succeeded_with_usage(client: BytePlusClient) -
     assert isinstance(done.created_at, int) and isinstance(done.updated_at, int)
 
 
+def _with_videos(raw: httpx.Client, urls: list[str], **fields: Any) -> httpx.Response:
+    content: list[dict[str, Any]] = [{"type": "text", "text": "a kite"}]
+    content += [
+        {"type": "video_url", "video_url": {"url": url}, "role": "reference_video"} for url in urls
+    ]
+    body = {"model": V20, "content": content, "ratio": "16:9", "duration": 5, **fields}
+    return raw.post("/contents/generations/tasks", json=body)
+
+
+@pytest.mark.parametrize(
+    ("videos", "tokens"),
+    [
+        # 1280x720 is 900 tokens a frame; 5 s is 121 frames, so the output alone is 108,900
+        ([], 108_900),
+        # 4.5 s of input (108 frames) is under the minimum of twice the output's tokens
+        (["4.5.mp4"], 2 * 108_900),
+        # 10 s (240 frames) is over it: input and output seconds are billed
+        (["10.mp4"], 900 * (121 + 240)),
+        (["6.mp4", "5.mp4", "4.mp4"], 900 * (121 + 360)),
+        # the headers claim 3 s; the provider plays (and bills) the 12 s of frames
+        (["12.mp4?declared=3"], 900 * (121 + 288)),
+    ],
+)
+def test_reference_videos_are_billed_for_their_seconds(
+    raw: httpx.Client, client: BytePlusClient, video_host: str, videos: list[str], tokens: int
+) -> None:
+    answer = _with_videos(raw, [f"{video_host}/{v}" for v in videos])
+    assert answer.status_code == 200, answer.text
+    done = wait_status(client, answer.json()["id"], "succeeded")
+    assert done.usage is not None and done.usage.completion_tokens == tokens
+
+
+@pytest.mark.parametrize(
+    ("videos", "param", "words"),
+    [
+        (["missing.mp4"], "content[1].video_url", "downloaded"),
+        (["junk.mp4"], "content[1].video_url", "decoded"),
+        (["1.5.mp4"], "content[1].video_url", "2-15 s"),
+        (["16.mp4"], "content[1].video_url", "2-15 s"),
+        (["6.mp4", "6.mp4", "6.mp4"], "content", "15 s in total"),
+    ],
+)
+def test_reference_videos_the_provider_cannot_use_are_refused(
+    raw: httpx.Client, video_host: str, videos: list[str], param: str, words: str
+) -> None:
+    answer = _with_videos(raw, [f"{video_host}/{v}" for v in videos])
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert (error["code"], error["param"]) == ("InvalidParameter", param)
+    assert words in error["message"]
+
+
 def test_video_url_serves_an_mp4_and_refuses_forgeries(
     client: BytePlusClient, sim: SimServer
 ) -> None:

@@ -586,3 +586,28 @@ def test_ledger_mismatch_metric_matches_what_cleanup_logs(sam: dict[str, Any]) -
     log_event(logger, "ledger check", job="ledger_check", mismatches=3)
     line = json.loads(JsonFormatter().format(records[0]))
     assert line["job"] == "ledger_check" and line["mismatches"] == 3
+
+
+def test_underpriced_generation_metric_matches_what_the_margin_check_logs(
+    sam: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from izgens.logs import JsonFormatter, log_event
+
+    metric_filter = sam["Resources"]["UnderpricedGenerationMetricFilter"]["Properties"]
+    assert metric_filter["LogGroupName"] == {"Ref": "CleanupLogGroup"}
+    assert metric_filter["FilterPattern"] == '{ $.msg = "underpriced generation" }'
+    (transformation,) = metric_filter["MetricTransformations"]
+    alarm = sam["Resources"]["UnderpricedGenerationAlarm"]["Properties"]
+    assert alarm["MetricName"] == transformation["MetricName"]
+    assert alarm["Namespace"] == transformation["MetricNamespace"]
+    assert (alarm["Statistic"], alarm["Threshold"]) == ("Sum", 0)
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+
+    # the line izgens.margins.check_margins writes, as the formatter renders it
+    logger = logging.getLogger("izgens.margins")
+    with caplog.at_level(logging.INFO, logger="izgens.margins"):
+        log_event(logger, "underpriced generation", logging.WARNING, generation="g")
+    line = json.loads(JsonFormatter().format(caplog.records[-1]))
+    assert line["msg"] == "underpriced generation" and line["generation"] == "g"
