@@ -783,7 +783,7 @@ def _parse_content(raw: Any, info: ModelInfo) -> _Content:
             elif role == "last_frame":
                 found.last_frame += 1
             elif role == "reference_image":
-                if info.references["image"].role != "reference_image":
+                if "image" not in info.references:
                     raise _invalid(
                         f"{where}.role", f"reference_image is not supported by {info.id}"
                     )

@@ -64,8 +64,11 @@ class ModelView(BaseModel):
     audio: bool
     seed: bool
     camera_fixed: bool
-    image_references: ReferenceLimits | None
-    video_references: VideoLimits | None
+    modes: list[catalog.Mode]
+    default_mode: catalog.Mode
+    frames: int  # images in mode `frames`: 1 (the first frame) or 2 (first and last)
+    image_references: ReferenceLimits | None  # mode `reference`
+    video_references: VideoLimits | None  # mode `reference`
 
 
 class UploadRequest(BaseModel):
@@ -152,6 +155,9 @@ def get_models() -> list[ModelView]:
                 audio=info.supports_audio,
                 seed=info.supports_seed,
                 camera_fixed=info.supports_camera_fixed,
+                modes=list(info.modes),
+                default_mode=info.default_mode,
+                frames=info.max_frames,
                 image_references=ReferenceLimits(role=image.role, max_count=image.max_count)
                 if image
                 else None,

@@ -39,10 +39,13 @@ __all__ = [
     "DEFAULT_MODEL",
     "FPS",
     "MAX_PROMPT_CHARS",
+    "FRAMES",
     "MAX_REFERENCES",
     "MODELS",
+    "REFERENCE",
     "RATIOS",
     "GenerationSpec",
+    "Mode",
     "ModelInfo",
     "Plan",
     "Reference",
@@ -67,6 +70,9 @@ MIN_VIDEO_PIXELS = 409_600
 MAX_VIDEO_PIXELS = 8_295_044
 
 ReferenceKind = Literal["image", "video"]
+Mode = Literal["frames", "reference"]
+FRAMES: Mode = "frames"  # images as the first (and last) frame: image-to-video
+REFERENCE: Mode = "reference"  # 2.x multimodal reference: images and videos as references
 Size = tuple[int, int]
 
 # Output pixel sizes, §2.2, in RATIOS order.
@@ -113,7 +119,7 @@ class ModelInfo:
     supports_audio: bool
     supports_seed: bool
     supports_camera_fixed: bool
-    references: Mapping[str, ReferenceRule]
+    references: Mapping[str, ReferenceRule]  # multimodal reference mode (2.x); {} on 1.x
     sizes: Mapping[str, Mapping[str, Size]]
     ratios: tuple[str, ...] = (*RATIOS, ADAPTIVE)
     adaptive_text_only: bool = True  # False: 1.0 text-to-video refuses `adaptive`
@@ -130,6 +136,19 @@ class ModelInfo:
     video_seconds: tuple[int, int] = (2, 15)  # each reference video, §2.3
     video_total_seconds: int = 15  # all reference videos together
 
+    @property
+    def modes(self) -> tuple[Mode, ...]:
+        return (FRAMES, REFERENCE) if self.references else (FRAMES,)
+
+    @property
+    def default_mode(self) -> Mode:
+        return REFERENCE if self.references else FRAMES
+
+    @property
+    def max_frames(self) -> int:
+        """Images in frames mode: the first frame, and the last where the model takes one."""
+        return 2 if self.supports_last_frame else 1
+
     def default_ratio(self, with_image: bool) -> str:
         """1.0 defaults to 16:9 for text-to-video and `adaptive` from an image (§2.2)."""
         if not self.adaptive_text_only and not with_image:
@@ -137,7 +156,6 @@ class ModelInfo:
         return ADAPTIVE
 
 
-_V1_IMAGE = {"image": ReferenceRule("first_frame", 0, 1)}
 _V20_REFS = {
     "image": ReferenceRule("reference_image", 0, 9),
     "video": ReferenceRule("reference_video", 0, 3),
@@ -180,7 +198,7 @@ def _v10(model_id: str, name: str, *, last_frame: bool) -> ModelInfo:
         supports_audio=False,
         supports_seed=True,
         supports_camera_fixed=True,
-        references=_V1_IMAGE,
+        references={},
         sizes=_sizes({"480p": _480_V1, "720p": _720_V1, "1080p": _1080_V1}),
         adaptive_text_only=False,
         auto_duration=False,
@@ -226,7 +244,7 @@ _MODELS: tuple[ModelInfo, ...] = (
         supports_audio=True,
         supports_seed=True,
         supports_camera_fixed=True,
-        references=_V1_IMAGE,
+        references={},
         sizes=_sizes({"480p": _480_V2, "720p": _720_V2, "1080p": _1080_V2}),
         supports_draft=True,
         supports_flex=True,
@@ -310,6 +328,9 @@ class GenerationSpec(BaseModel):
         list[Annotated[str, StringConstraints(min_length=1, max_length=1024)]],
         Field(max_length=MAX_REFERENCES),
     ] = []
+    # how the references are used: `frames` (first, last) or `reference` (2.x); the
+    # model's default when unset
+    mode: Mode | None = None
 
 
 def get_model(model_id: str) -> ModelInfo:
@@ -339,6 +360,7 @@ class _Choice:
     """A spec resolved against its model: every value concrete."""
 
     info: ModelInfo
+    mode: Mode
     resolution: str
     ratio: str
     duration: int
@@ -357,10 +379,20 @@ def _choose(spec: GenerationSpec) -> _Choice:
         )
 
     refs = spec.reference_keys
-    most = sum(rule.max_count for rule in info.references.values())
+    mode = spec.mode or info.default_mode
+    if mode not in info.modes:
+        raise InvalidRequest(
+            f"{info.id} takes images as the first and last frame only (mode 'frames')"
+        )
+    most = (
+        info.max_frames
+        if mode == FRAMES
+        else sum(rule.max_count for rule in info.references.values())
+    )
     if len(refs) > most:
-        if info.major == 1:
-            raise InvalidRequest(f"{info.id} takes at most one reference image (the first frame)")
+        if mode == FRAMES:
+            frames = "a first and a last frame" if most == 2 else "one image (the first frame)"
+            raise InvalidRequest(f"{info.id} takes at most {frames}")
         raise InvalidRequest(f"{info.id} takes at most {most} references")
 
     resolution = spec.resolution or info.default_resolution
@@ -404,6 +436,7 @@ def _choose(spec: GenerationSpec) -> _Choice:
 
     return _Choice(
         info=info,
+        mode=mode,
         resolution=resolution,
         ratio=ratio,
         duration=duration,
@@ -424,6 +457,7 @@ def normalize(spec: GenerationSpec) -> GenerationSpec:
     return spec.model_copy(
         update={
             "model": choice.info.id,
+            "mode": choice.mode,
             "resolution": choice.resolution,
             "ratio": choice.ratio,
             "duration": choice.duration,
@@ -488,14 +522,18 @@ class Plan:
 
     def content(self, urls: Sequence[str]) -> list[dict[str, Any]]:
         """The BytePlus `content` array: the prompt, then each reference (in the request's
-        order) with its role: 1.x takes one image as the first frame, 2.x takes
-        `reference_image`s and `reference_video`s (multimodal reference mode)."""
+        order) with its role: in frames mode the first and last frame, in reference mode
+        (2.x) `reference_image`s and `reference_video`s."""
         if len(urls) != len(self.kinds):
             raise ValueError("one URL per reference")
         items: list[dict[str, Any]] = [{"type": "text", "text": self.spec.prompt}]
-        for kind, url in zip(self.kinds, urls, strict=True):
+        for index, (kind, url) in enumerate(zip(self.kinds, urls, strict=True)):
             key = "image_url" if kind == "image" else "video_url"
-            items.append({"type": key, key: {"url": url}, "role": self.info.references[kind].role})
+            if self.spec.mode == FRAMES:
+                role = "first_frame" if index == 0 else "last_frame"
+            else:
+                role = self.info.references[kind].role
+            items.append({"type": key, key: {"url": url}, "role": role})
         return items
 
 
@@ -506,8 +544,13 @@ def _check_references(choice: _Choice, references: Sequence[Reference]) -> int:
     for kind in kinds:
         if kind not in ("image", "video"):
             raise InvalidRequest(f"unknown reference kind {kind!r}; use image or video")
-        if kind not in info.references:
+        if choice.mode == FRAMES and kind != "image":
+            raise InvalidRequest("the first and last frame must be images (mode 'frames')")
+        if choice.mode == REFERENCE and kind not in info.references:
             raise InvalidRequest(f"{info.id} does not take {kind} references")
+    if choice.mode == FRAMES and kinds and info.adaptive_only_with_video:
+        if choice.ratio != ADAPTIVE:
+            raise InvalidRequest(f"{info.id} needs ratio 'adaptive' from a first frame")
     for kind, rule in info.references.items():
         count = sum(1 for k in kinds if k == kind)
         if count > rule.max_count:

@@ -52,10 +52,10 @@ def reconcile_generations() -> dict[str, int]:
 
 @job("inputs")
 def reference_inputs() -> dict[str, int]:
-    """Generations' own copies of their references, once no task can still fetch them."""
+    """Generations' own copies of their references, once the generation has ended."""
     from izgens.generations import Lifecycle
 
-    return Lifecycle.from_settings().sweep_inputs()
+    return Lifecycle.from_settings().delete_inputs()
 
 
 @job("purchases")
@@ -130,6 +130,16 @@ def rate_limits() -> dict[str, int]:
     return {"deleted": int(row["n"]) if row else 0}
 
 
+@job("margins")
+def margins() -> dict[str, int]:
+    """Settled generations the provider billed more for than they were charged (alarmed on:
+    one log line each)."""
+    from izgens.db import get_database
+    from izgens.margins import check_margins
+
+    return check_margins(get_database())
+
+
 @job("ledger_check")
 def ledger_check() -> dict[str, int]:
     """The books: every profile whose balance is not the sum of its ledger (alarmed on)."""
@@ -149,16 +159,6 @@ def ledger_check() -> dict[str, int]:
     # the alarm's metric filter matches this line: {"job": "ledger_check", "mismatches": N}
     log_event(logger, "ledger check", job="ledger_check", mismatches=len(found))
     return {"mismatches": len(found)}
-
-
-@job("margins")
-def margins() -> dict[str, int]:
-    """Settled generations the provider billed more for than they were charged (alarmed on:
-    one log line each)."""
-    from izgens.db import get_database
-    from izgens.margins import check_margins
-
-    return check_margins(get_database())
 
 
 def run_jobs(names: Iterable[str] | None = None, *, now: bool = False) -> dict[str, dict[str, int]]:

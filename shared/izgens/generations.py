@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import itertools
 import json
 import logging
 import threading
@@ -76,6 +75,7 @@ class Generation(BaseModel):
     camera_fixed: bool | None = None
     generate_audio: bool | None = None
     reference_keys: list[str] = []
+    reference_mode: str | None = None
     cost: int
     input_video_ms: int = 0
     provider_tokens: int | None = None
@@ -109,6 +109,7 @@ class Generation(BaseModel):
             camera_fixed=self.camera_fixed,
             generate_audio=self.generate_audio,
             reference_keys=list(self.reference_keys),
+            mode=self.reference_mode,
         )
 
 
@@ -131,6 +132,7 @@ class GenerationView(BaseModel):
     camera_fixed: bool | None
     generate_audio: bool | None
     reference_keys: list[str]
+    reference_mode: str | None = None
     cost: int
     video_url: str | None = None
     error: GenerationError | None = None
@@ -278,6 +280,7 @@ class Lifecycle:
             camera_fixed=gen.camera_fixed,
             generate_audio=gen.generate_audio,
             reference_keys=list(gen.reference_keys),
+            reference_mode=gen.reference_mode,
             cost=gen.cost,
             video_url=video_url,
             error=error,
@@ -474,25 +477,19 @@ class Lifecycle:
                 raise errors.InvalidRequest("a reference video changed after it was priced")
         return plan, [self.storage.presigned_get(key, TASK_EXPIRES_AFTER) for key in copies]
 
-    def sweep_inputs(self, limit: int = 5000) -> dict[str, int]:
-        """Delete the reference copies no generation in flight needs any more (its
-        generation ended, or is gone). Bounded by `limit` objects a run."""
-        counts = {"kept": 0, "deleted": 0}
-        keys = [key for key, _ in itertools.islice(self.storage.list_objects("inputs/"), limit)]
-        for start in range(0, len(keys), 1000):
-            page = keys[start : start + 1000]
-            owners = {key: self.storage.parse_input_key(key) for key in page}
-            ids = list({parsed[1] for parsed in owners.values() if parsed})
-            rows = self.db.all(
-                "select id::text from public.generations"
-                " where id = any(%s::uuid[]) and status = any(%s)",
-                (ids, list(IN_FLIGHT)),
-            )
-            needed = {row["id"] for row in rows}
-            doomed = [key for key in page if not (owners[key] and owners[key][1] in needed)]
-            counts["kept"] += len(page) - len(doomed)
-            counts["deleted"] += self.storage.delete_keys(doomed)
-        return counts
+    def delete_inputs(self, limit: int = 500) -> dict[str, int]:
+        """Delete the reference copies of generations that have ended (no task can fetch
+        them any more). Bounded by `limit` generations a run."""
+        rows = self.db.all("select * from izgens.inputs_to_delete(%s)", (limit,))
+        keys = [
+            self.storage.input_key(row["user_id"], row["id"], index, key)
+            for row in rows
+            for index, key in enumerate(row["reference_keys"])
+        ]
+        deleted = self.storage.delete_keys(keys)
+        if rows:
+            self.db.one("select izgens.inputs_deleted(%s) as n", ([row["id"] for row in rows],))
+        return {"generations": len(rows), "objects": deleted}
 
     def dispatch(self, limit: int) -> int:
         """Submit up to `limit` waiting generations, oldest first, one claim at a time.

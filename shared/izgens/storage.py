@@ -548,12 +548,6 @@ class Storage:
         return f"inputs/{user}/{_canonical_uuid(generation_id, 'generation id')}/{index}.{ext}"
 
     @staticmethod
-    def parse_input_key(key: str) -> tuple[str, str] | None:
-        """(user_id, generation_id) of a key `input_key` built, else None."""
-        match = _INPUT_KEY.fullmatch(key) if isinstance(key, str) else None
-        return (match.group(1), match.group(2)) if match else None
-
-    @staticmethod
     def parse_video_key(key: str) -> tuple[str, str] | None:
         """(user_id, generation_id) for exactly `videos/<uuid>/<uuid>.mp4`, else None.
 
@@ -671,18 +665,6 @@ class Storage:
             "copy_object", Key=target, CopySource={"Bucket": self.bucket, "Key": key}
         )
         return target, _clean_etag(copied.get("CopyObjectResult", {}).get("ETag"))
-
-    def list_objects(self, prefix: str) -> Iterator[tuple[str, datetime]]:
-        """(key, last modified) of every object under `prefix` (a folder), a page at a time."""
-        token: str | None = None
-        while True:
-            extra = {"ContinuationToken": token} if token else {}
-            page = self._call("list_objects_v2", Prefix=prefix, MaxKeys=self._page_size, **extra)
-            for item in page.get("Contents", []):
-                yield item["Key"], item["LastModified"]
-            if not page.get("IsTruncated"):
-                return
-            token = page.get("NextContinuationToken")
 
     def _read_range(self, key: str, offset: int, length: int) -> bytes:
         last = offset + length - 1

@@ -141,7 +141,9 @@ def test_switches_that_are_off_are_accepted_on_models_without_them() -> None:
         ({"model": V20, "camera_fixed": True}, "camera_fixed is not supported"),
         ({"generate_audio": True}, "generate_audio is not supported"),
         ({"model": V10, "generate_audio": True}, "generate_audio is not supported"),
-        ({"reference_keys": ["a", "b"]}, "at most one reference image"),
+        ({"reference_keys": ["a", "b"]}, "at most one image (the first frame)"),
+        ({"model": V10, "reference_keys": ["a", "b", "c"]}, "a first and a last frame"),
+        ({"model": V15, "mode": "reference"}, "first and last frame only"),
         ({"prompt": "a boat --duration 12"}, "parameter flags"),
         ({"prompt": "a boat --RS 1080p"}, "parameter flags"),
         ({"prompt": "a boat --cf true"}, "parameter flags"),
@@ -270,8 +272,8 @@ def test_text_only_content() -> None:
 @pytest.mark.parametrize(
     ("model", "refs", "words"),
     [
-        (DEFAULT_MODEL, [video(5)], "does not take video"),
-        (V15, [video(5)], "does not take video"),
+        (DEFAULT_MODEL, [video(5)], "must be images"),
+        (V15, [video(5)], "must be images"),
         (V20, [video(4)] * 4, "at most 3 video"),
         (V20, [Ref("audio")], "unknown reference kind"),
         (V20, [video(1.5)], "2-15 seconds"),
@@ -289,8 +291,31 @@ def test_references_the_model_cannot_take(model: str, refs: list[Ref], words: st
 
 
 def test_one_x_takes_one_image_only() -> None:
-    with pytest.raises(InvalidRequest, match="at most one reference image"):
+    with pytest.raises(InvalidRequest, match="at most one image"):
         planned([IMAGE, IMAGE])
+
+
+@pytest.mark.parametrize("model", [V10, V15, V20, V25])
+def test_frames_mode_sends_a_first_and_a_last_frame(model: str) -> None:
+    items = planned([IMAGE, IMAGE], model=model, mode="frames").content(
+        ["https://x/1", "https://x/2"]
+    )
+    assert [i.get("role") for i in items] == [None, "first_frame", "last_frame"]
+    assert planned([IMAGE], model=model, mode="frames").spec.mode == "frames"
+
+
+def test_each_model_defaults_to_its_own_mode() -> None:
+    assert planned([IMAGE]).spec.mode == "frames"
+    assert planned([IMAGE], model=V20).spec.mode == "reference"
+    assert planned([IMAGE], model=V20).content(["u"])[1]["role"] == "reference_image"
+
+
+def test_frames_mode_takes_images_only_and_two_five_needs_adaptive() -> None:
+    with pytest.raises(InvalidRequest, match="must be images"):
+        planned([video(5)], model=V20, mode="frames")
+    with pytest.raises(InvalidRequest, match="adaptive"):
+        planned([IMAGE], model=V25, mode="frames", ratio="16:9")
+    assert planned([IMAGE], model=V25, mode="frames").spec.ratio == "adaptive"
 
 
 def test_two_five_with_a_video_needs_adaptive() -> None:

@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+from unittest.mock import ANY
 
 import httpx
 import pytest
@@ -39,21 +40,24 @@ def video(seconds: float) -> Ref:
     return Ref("video", VideoInfo(ms, ms, 1280, 720, round(seconds * 24)))
 
 
-def reference_mixes(model: str) -> list[list[Ref]]:
+def reference_mixes(model: str) -> list[tuple[str | None, list[Ref]]]:
+    """(mode, references): none, the first (and last) frame, and in reference mode images,
+    videos of several lengths, the most video a request can carry, and a mix."""
     info = MODELS[model]
-    mixes: list[list[Ref]] = [[]]
+    mixes: list[tuple[str | None, list[Ref]]] = [(None, [])]
+    mixes.append(("frames", [Ref("image")] * info.max_frames))
     image = info.references.get("image")
     if image:
-        mixes.append([Ref("image")] * min(image.max_count, MAX_REFERENCES))
+        mixes.append(("reference", [Ref("image")] * min(image.max_count, MAX_REFERENCES)))
     rule = info.references.get("video")
     if rule:
         shortest, longest = info.video_seconds
         for seconds in (shortest, 3.3, 7.5, longest):
-            mixes.append([video(seconds)])
+            mixes.append(("reference", [video(seconds)]))
         most = min(rule.max_count, MAX_REFERENCES)
         each = info.video_total_seconds / most
-        mixes.append([video(each)] * most)  # the most input a request can carry
-        mixes.append([Ref("image"), video(shortest), video(2.5)])
+        mixes.append(("reference", [video(each)] * most))
+        mixes.append(("reference", [Ref("image"), video(shortest), video(2.5)]))
     return mixes
 
 
@@ -111,13 +115,15 @@ def test_every_price_covers_the_providers_bill(db: Database) -> None:
             audios = (False, True) if info.supports_audio else (False,)
             for audio in audios:
                 for duration in range(low, high + 1):
-                    for refs in reference_mixes(model):
-                        ratios = ["adaptive"] if info.adaptive_only_with_video else [None]
-                        if duration == info.default_duration:
-                            ratios += list(RATIOS) if not any(r.video for r in refs) else []
+                    for mode, refs in reference_mixes(model):
+                        media_led = bool(refs) and (mode == "frames" or any(r.video for r in refs))
+                        fixed = not (info.adaptive_only_with_video and media_led)
+                        ratios: list[str | None] = [None]
+                        if duration == info.default_duration and fixed:
+                            ratios += list(RATIOS)
                         for ratio in ratios:
                             fields: dict[str, Any] = {"model": model, "resolution": resolution}
-                            fields |= {"duration": duration, "generate_audio": audio}
+                            fields |= {"duration": duration, "generate_audio": audio, "mode": mode}
                             if ratio is not None:
                                 fields["ratio"] = ratio
                             keys = [f"references/x/{i}" for i in range(len(refs))]
@@ -282,8 +288,10 @@ def test_a_reference_replaced_after_admission_cannot_buy_more(env: GenEnv) -> No
     # once the generation is over, its copy goes; the upload itself stays (retention)
     from izgens.cleanup import run_jobs
 
-    assert run_jobs(["inputs"])["inputs"]["deleted"] >= 1  # the bucket is the package's
+    assert run_jobs(["inputs"])["inputs"] == {"generations": 1, "objects": 1, "ms": ANY}
     assert not env.object_exists(copy) and env.object_exists(key)
+    assert env.row(gen["id"])["inputs_deleted_at"] is not None
+    assert run_jobs(["inputs"])["inputs"]["generations"] == 0
 
 
 def test_a_waiting_generation_whose_reference_grew_is_refunded_not_sent(env: GenEnv) -> None:

@@ -13,6 +13,11 @@
 --    usage.completion_tokens) and what that cost us (`provider_cost_micro_usd`).
 -- 4. The generate route's per-address limit buckets IPv6 clients by /64, like every other
 --    per-address limit (izgens.ip_bucket).
+-- 5. A generation records how its references are used (`reference_mode`): as the first and
+--    last frame, or (2.x) as multimodal references.
+-- 6. The provider downloads a generation's own copies of its references (inputs/…, written
+--    by `submit`); `inputs_deleted_at` records that the `inputs` job deleted them once the
+--    generation ended.
 
 create table public.provider_prices (
   model text not null,
@@ -72,7 +77,15 @@ alter table public.generations
   add column provider_cost_micro_usd bigint,
   add column provider_price_from timestamptz,
   add column billed_at timestamptz,
-  add column margin_checked_at timestamptz;
+  add column margin_checked_at timestamptz,
+  add column reference_mode text constraint generations_reference_mode_known
+    check (reference_mode in ('frames', 'reference')),
+  add column inputs_deleted_at timestamptz;
+
+-- the inputs job's queue: ended generations whose reference copies may still be stored
+create index generations_inputs_to_delete on public.generations (finished_at)
+  where inputs_deleted_at is null and reference_keys <> '{}'
+    and status in ('completed', 'failed', 'canceled');
 
 -- the margin check's queue: billed, final, not yet looked at
 create index generations_margin_unchecked on public.generations (billed_at)
@@ -209,7 +222,7 @@ begin
 
   insert into public.generations (
     user_id, prompt, model, resolution, ratio, duration, seed, camera_fixed, generate_audio,
-    reference_keys, cost, idempotency_key, request_hash, client_ip, recreated_from,
+    reference_keys, reference_mode, cost, idempotency_key, request_hash, client_ip, recreated_from,
     input_video_ms, estimated_tokens,
     submit_lease_until, submit_attempted_at, submit_attempts
   ) values (
@@ -223,6 +236,7 @@ begin
     (p_spec ->> 'camera_fixed')::boolean,
     (p_spec ->> 'generate_audio')::boolean,
     coalesce((select array_agg(k) from jsonb_array_elements_text(p_spec -> 'reference_keys') k), '{}'),
+    p_spec ->> 'mode',
     v_cost,
     p_idempotency_key,
     p_request_hash,
@@ -343,6 +357,30 @@ language sql as $$
     'checked', (select count(*) from checked),
     'underpriced', coalesce((select jsonb_agg(to_jsonb(c) order by c.id) from checked c
                               where c.provider_cost_micro_usd > c.charged_micro_usd), '[]'));
+$$;
+
+-- Ended generations whose reference copies are still to be deleted, oldest first. The
+-- caller deletes the objects, then `inputs_deleted`: a run that dies in between leaves the
+-- rows for the next one (deleting a missing object succeeds).
+create or replace function izgens.inputs_to_delete(p_limit int)
+returns table (id uuid, user_id uuid, reference_keys text[])
+language sql stable as $$
+  select g.id, g.user_id, g.reference_keys from public.generations g
+   where g.inputs_deleted_at is null and g.reference_keys <> '{}'
+     and g.status in ('completed', 'failed', 'canceled')
+   order by g.finished_at
+   limit p_limit;
+$$;
+
+create or replace function izgens.inputs_deleted(p_ids uuid[])
+returns int
+language sql as $$
+  with done as (
+    update public.generations set inputs_deleted_at = now()
+     where id = any(p_ids) and inputs_deleted_at is null
+    returning 1
+  )
+  select count(*)::int from done;
 $$;
 
 revoke all on all functions in schema izgens from public;
