@@ -29,7 +29,7 @@ format: $(STAMP)
 # every benchmark, then one summary table (benchmarks/report.py); each writes its figures
 # as JSON to BENCH_OUT. A failing benchmark does not stop the others: the report names it.
 BENCH_OUT ?= /tmp/izgens-bench-results
-BENCHMARKS := ledger cold_start routes status_read export burst
+BENCHMARKS := ledger cold_start routes status_read export burst margin
 
 bench: $(STAMP)
 	@rm -rf $(BENCH_OUT) && mkdir -p $(BENCH_OUT)

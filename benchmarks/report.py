@@ -22,7 +22,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import table  # noqa: E402
 
-EXPECTED = ("ledger", "cold_start", "routes", "status_read", "export", "burst")
+EXPECTED = ("ledger", "cold_start", "routes", "status_read", "export", "burst", "margin")
 
 
 def machine() -> dict[str, Any]:
@@ -210,6 +210,19 @@ def rows_for(results: dict[str, Any]) -> tuple[list[list[str]], list[str]]:
     for name in EXPECTED:
         if name not in results:
             failures.append(f"{name}: no result (the benchmark failed; see its output above)")
+    margin = results.get("margin")
+    if margin:
+        for model, figures in margin["models"].items():
+            ok = figures["min_margin"] >= 1.0
+            add(
+                "margin",
+                f"{model} (charged / provider bill)",
+                f"min {figures['min_margin']:.2f}x, median {figures['median_margin']:.2f}x",
+                ">= 1.00x everywhere",
+                ok,
+            )
+            if not ok:
+                failures.append(f"margin: {model} is underpriced somewhere")
     return rows, failures
 
 

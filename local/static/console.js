@@ -13,6 +13,7 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 let session = loadSession();
 let references = []; // keys of uploaded reference files for the next generation
+let models = []; // GET /generate/models: what each model offers
 let historyCursor = null;
 let generation = 0; // bumps on sign-in/out so old pollers stop
 const watching = new Set();
@@ -193,7 +194,10 @@ async function enter() {
     soft(loadLedger),
     soft(loadPacks),
     soft(loadPurchases),
-    soft(loadQuote),
+    soft(async () => {
+      await loadModels();
+      await loadQuote();
+    }),
     soft(() => loadHistory(false)),
   ]);
 }
@@ -325,28 +329,109 @@ async function watchPurchase(purchaseId) {
 
 // --- generating -----------------------------------------------------------------------------
 
-function spec() {
-  const body = { prompt: $("prompt").value.trim() };
-  if ($("resolution").value) body.resolution = $("resolution").value;
+const MODE_LABELS = { frames: "first / last frame", reference: "references" };
+
+function currentModel() {
+  return models.find((m) => m.id === $("model").value) || models[0];
+}
+
+function options(select, values, { labels = {}, fallback = "" } = {}) {
+  const keep = select.value;
+  select.replaceChildren(
+    ...values.map((value) => el("option", { value, text: labels[value] || value })),
+  );
+  select.value = values.includes(keep) ? keep : fallback;
+}
+
+// The form offers exactly what the chosen model takes (the catalog the prices use).
+function renderForm() {
+  const model = currentModel();
+  if (!model) return;
+  options($("mode"), model.modes, { labels: MODE_LABELS, fallback: model.default_mode });
+  options($("resolution"), model.resolutions, { fallback: model.default_resolution });
+  // "" sends no ratio: the model's default, which can depend on the references (the quote
+  // shows the one chosen)
+  options($("ratio"), ["", ...model.ratios], { labels: { "": "model default" }, fallback: "" });
+  const [low, high] = model.durations;
+  const duration = $("duration");
+  duration.min = String(low);
+  duration.max = String(high);
+  if (!duration.value || Number(duration.value) < low || Number(duration.value) > high) {
+    duration.value = String(model.default_duration);
+  }
+  $("audio-field").hidden = !model.audio;
+  if (!model.audio) $("audio").checked = false;
+  $("seed-field").hidden = !model.seed;
+  $("camera-field").hidden = !model.camera_fixed;
+  const limits = [];
+  if ($("mode").value === "frames") {
+    limits.push(model.frames === 2 ? "1 image: first frame, 2: first and last" : "1 image: the first frame");
+  } else {
+    if (model.image_references) limits.push(`up to ${model.image_references.max_count} images`);
+    if (model.video_references) {
+      const v = model.video_references;
+      limits.push(`up to ${v.max_count} videos of ${v.seconds_each[0]}-${v.seconds_each[1]} s, ${v.seconds_total} s in all`);
+    }
+  }
+  $("model-limits").textContent = limits.join(", ");
+  renderReferences();
+}
+
+async function loadModels() {
+  models = await api("GET", "/generate/models");
+  options($("model"), models.map((m) => m.id), {
+    labels: Object.fromEntries(models.map((m) => [m.id, m.name])),
+    fallback: $("model").value || models.find((m) => m.id === "seedance-1-0-pro-fast-251015")?.id || models[0].id,
+  });
+  renderForm();
+}
+
+// The body a generation (and its quote) sends: every choice explicit.
+function spec({ forQuote = false } = {}) {
+  const model = currentModel();
+  const body = { model: model.id, mode: $("mode").value };
+  const prompt = $("prompt").value.trim();
+  if (prompt || !forQuote) body.prompt = prompt;
+  body.resolution = $("resolution").value;
   if ($("ratio").value) body.ratio = $("ratio").value;
   if ($("duration").value) body.duration = Number($("duration").value);
+  if (model.audio) body.generate_audio = $("audio").checked;
+  if (model.seed && $("seed").value !== "") body.seed = Number($("seed").value);
+  if (model.camera_fixed) body.camera_fixed = $("camera-fixed").checked;
   if (references.length) body.reference_keys = [...references];
   return body;
 }
 
+// The quote for exactly what Generate would send, refreshed on every change; the newest
+// answer wins (requests can overtake each other).
+let quoteSeq = 0;
 async function loadQuote() {
-  const params = new URLSearchParams();
-  for (const name of ["resolution", "ratio", "duration"]) {
-    if ($(name).value) params.set(name, $(name).value);
-  }
-  const query = params.toString();
+  if (!models.length) return;
+  const mine = (quoteSeq += 1);
+  const line = $("quote");
+  line.dataset.state = "pending";
   try {
-    const q = await api("GET", `/generate/quote${query ? `?${query}` : ""}`);
-    $("quote").textContent = `${q.credits} credits (${q.model}, ${q.resolution}, ${q.ratio}, ${q.duration} s)`;
+    const q = await api("POST", "/generate/quote", { body: spec({ forQuote: true }) });
+    if (mine !== quoteSeq) return;
+    const input = q.reference_video_seconds ? ` + ${q.reference_video_seconds} s of reference video` : "";
+    line.textContent = `${q.credits} credits (${q.model}, ${q.resolution}, ${q.ratio}, ${q.duration} s${q.generate_audio ? ", audio" : ""}${input})`;
+    line.dataset.credits = String(q.credits);
+    line.dataset.state = "ok";
+    line.className = "";
   } catch (err) {
-    $("quote").textContent = "";
-    throw err;
+    if (mine !== quoteSeq) return;
+    const detail = err.body && err.body.detail ? err.body.detail : err.message;
+    line.textContent = `cannot be priced: ${detail}`;
+    delete line.dataset.credits;
+    line.dataset.state = "refused";
+    line.className = "problem";
   }
+}
+
+let quoteTimer = null;
+function requote(delay = 0) {
+  clearTimeout(quoteTimer);
+  quoteTimer = setTimeout(() => soft(loadQuote), delay);
 }
 
 async function uploadReference(file) {
@@ -369,9 +454,25 @@ async function uploadReference(file) {
   notice(`Uploaded ${file.name} as ${upload.key}`);
 }
 
+function referenceKind(key) {
+  return /\.(mp4|mov)$/.test(key) ? "video" : "image";
+}
+
 function renderReferences() {
-  $("references").textContent = references.length ? `references: ${references.join(", ")}` : "";
-  $("clear-references").hidden = references.length === 0;
+  const frames = $("mode").value === "frames";
+  $("references").replaceChildren(
+    ...references.map((key, index) => {
+      const kind = referenceKind(key);
+      const role = frames ? (index === 0 ? "first frame" : "last frame") : `reference ${kind}`;
+      const remove = el("button", { type: "button", text: "remove", "data-testid": "remove-reference" });
+      remove.addEventListener("click", () => {
+        references.splice(index, 1);
+        renderReferences();
+        requote();
+      });
+      return el("li", { "data-testid": "reference", "data-kind": kind }, el("span", { text: `${role}: ${key} ` }), remove);
+    }),
+  );
 }
 
 async function generate() {
@@ -380,6 +481,7 @@ async function generate() {
   references = [];
   renderReferences();
   $("reference-file").value = "";
+  requote();
   showGeneration(gen, { first: true });
   await soft(loadAccount);
   await soft(loadLedger);
@@ -573,21 +675,29 @@ function wire() {
     }),
   );
   $("sim-pay").addEventListener("click", act($("sim-pay"), payInSimulator));
-  for (const name of ["resolution", "ratio", "duration"]) {
-    $(name).addEventListener("change", () => soft(loadQuote));
+  $("model").addEventListener("change", () => {
+    $("mode").value = ""; // each model starts in its own default mode
+    renderForm();
+    requote();
+  });
+  $("mode").addEventListener("change", () => {
+    renderForm();
+    requote();
+  });
+  for (const name of ["resolution", "ratio", "duration", "audio", "seed", "camera-fixed"]) {
+    $(name).addEventListener("change", () => requote());
+    $(name).addEventListener("input", () => requote(250));
   }
+  $("prompt").addEventListener("input", () => requote(400));
   $("reference-file").addEventListener(
     "change",
     act(null, async () => {
       const file = $("reference-file").files[0];
       if (file) await uploadReference(file);
+      $("reference-file").value = "";
+      requote();
     }),
   );
-  $("clear-references").addEventListener("click", () => {
-    references = [];
-    renderReferences();
-    $("reference-file").value = "";
-  });
   $("generate-button").addEventListener("click", act($("generate-button"), generate));
   $("reload-history").addEventListener("click", act($("reload-history"), () => loadHistory(false)));
   $("more-history").addEventListener("click", act($("more-history"), () => loadHistory(true)));

@@ -13,6 +13,9 @@ from typing import Any
 from playwright.sync_api import expect
 
 from tests.browser.devstack import DevStack
+from tests.mp4 import make_mp4
+
+V20_FAST = "dreamina-seedance-2-0-fast-260128"
 
 # 1×1 PNG
 PNG = base64.b64decode(
@@ -104,6 +107,40 @@ def test_console_sign_in_buy_generate_play_delete(context: Any, running_stack: D
     page.reload()
     expect(page.get_by_test_id("whoami")).to_contain_text(email)  # still signed in
     expect(page.get_by_test_id("generation")).to_have_count(0)
+
+    # a 2.x generation with a reference video: the form offers what the model takes, and
+    # the quote follows every change and prices the video's seconds; it is what is charged
+    page.get_by_test_id("model").select_option(V20_FAST)
+    expect(page.get_by_test_id("mode")).to_have_value("reference")
+    assert "1080p" not in page.get_by_test_id("resolution").inner_text()  # 720p at most
+    expect(page.get_by_test_id("seed")).to_be_hidden()
+    expect(page.get_by_test_id("audio")).to_be_visible()
+    page.get_by_test_id("duration").fill("4")
+    quote = page.get_by_test_id("quote")
+    expect(quote).to_contain_text("4 s)")
+    bare = int(quote.get_attribute("data-credits") or 0)
+    page.get_by_test_id("reference-file").set_input_files(
+        {"name": "clip.mp4", "mimeType": "video/mp4", "buffer": make_mp4(3.5, audio=False)}
+    )
+    expect(page.get_by_test_id("reference")).to_have_attribute("data-kind", "video")
+    expect(quote).to_contain_text("+ 3.5 s of reference video")
+    with_video = int(quote.get_attribute("data-credits") or 0)
+    assert with_video > bare > 0
+    page.get_by_test_id("duration").fill("6")
+    expect(quote).to_contain_text("6 s +")
+    quoted = int(quote.get_attribute("data-credits") or 0)
+    assert quoted > with_video
+    page.get_by_test_id("prompt").fill("a kite over the dunes --dur 15")
+    expect(quote).to_contain_text("cannot be priced")
+    page.get_by_test_id("prompt").fill("a kite over the dunes, the same motion as the clip")
+    expect(quote).to_have_attribute("data-credits", str(quoted))
+    before = int(page.get_by_test_id("balance").inner_text())
+    page.get_by_test_id("generate").click()
+    card = page.get_by_test_id("generation").first
+    expect(card).to_contain_text(V20_FAST)
+    expect(card).to_have_attribute("data-status", "completed", timeout=30_000)
+    expect(page.get_by_test_id("balance")).to_have_text(str(before - quoted))
+    expect(page.get_by_test_id("references")).to_be_empty()
 
     # privacy: an export to open, a deletion requested and canceled
     page.get_by_test_id("export").click()

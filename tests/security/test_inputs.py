@@ -58,6 +58,13 @@ BODIES: dict[str, dict[str, Any]] = {
         "ratio": "16:9",
         "reference_keys": [],
     },
+    "generate:POST /quote": {
+        "prompt": "a paper boat on a river",
+        "model": "dreamina-seedance-2-0-fast-260128",
+        "mode": "reference",
+        "ratio": "16:9",
+        "reference_keys": [],
+    },
     "generate:POST /generations/{generation_id}/recreate": {"seed": 7},
     "account:POST /me/age-confirmation": {"over_18": True},
     "account:POST /checkout": {"pack_id": "starter"},

@@ -22,11 +22,13 @@ from tests.security.support import (
 
 OPERATIONS = operations()
 
-# Routes without a user token, each with its own proof of origin (and tests for it):
-# the per-generation signed callback token, Plisio's verify_hash.
+# Routes without a user token: the two callbacks, each with its own proof of origin (and
+# tests for it): the per-generation signed callback token, Plisio's verify_hash; and the
+# model catalog, which reads nothing but the code's own constants.
 PUBLIC = {
     "status:POST /callbacks/byteplus",  # tests/generation/test_generation_security.py
     "plisio_webhook:POST /plisio/callback",  # tests/payments/test_payment_events.py
+    "generate:GET /models",  # tests/generation/test_pricing.py
 }
 
 
