@@ -419,3 +419,26 @@ def test_the_models_route_lists_the_catalog(env: GenEnv) -> None:
     assert set(by_id) == set(MODELS)
     assert by_id["dreamina-seedance-2-5-260628"]["video_references"]["seconds_total"] == 30
     assert by_id["seedance-1-0-pro-fast-251015"]["video_references"] is None
+
+
+def test_pricing_references_costs_no_extra_sql(env: GenEnv) -> None:
+    """A generation with reference videos is still 2 SQL round trips, its quote 1."""
+    from izgens.db import get_database
+    from tests.generation.conftest import SqlCounter
+
+    user = env.user(credits=100_000)
+    keys = [upload(env, user.headers, make_mp4(s, audio=False), "video/mp4") for s in (3, 4)]
+    body = {"model": "dreamina-seedance-2-0-fast-260128", "reference_keys": keys}
+    with SqlCounter(get_database()) as counter:
+        quoted_id, created_id = f"rt-{uuid.uuid4().hex}", f"rt-{uuid.uuid4().hex}"
+        quoted = env.api.post(
+            "/generate/quote", json=body, headers={**user.headers, "X-Request-Id": quoted_id}
+        )
+        created = env.api.post(
+            "/generate/generations",
+            json={"prompt": "counted [sim:delay=30]", **body},
+            headers={**user.headers, "Idempotency-Key": "k", "X-Request-Id": created_id},
+        )
+    assert quoted.status_code == 200 and counter.of(quoted_id) == 1
+    assert created.status_code == 202 and counter.of(created_id) == 2, counter.by_request
+    assert created.json()["cost"] == quoted.json()["credits"]
