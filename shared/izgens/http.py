@@ -465,6 +465,9 @@ def after_restore() -> None:
     generations = sys.modules.get("izgens.generations")
     if generations is not None:
         generations.reset_provider()
+    storage = sys.modules.get("izgens.storage")
+    if storage is not None:
+        storage.reset_credentials()
 
 
 _bearer = HTTPBearer(auto_error=False, description="Supabase access token")

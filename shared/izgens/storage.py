@@ -62,8 +62,11 @@ __all__ = [
     "UnexpectedContent",
     "UnsafeURL",
     "UploadType",
-    "presign_get_url",
+    "ContainerCredentials",
+    "container_credentials_uri",
     "get_storage",
+    "presign_get_url",
+    "reset_credentials",
 ]
 
 log = logging.getLogger(__name__)
@@ -701,8 +704,9 @@ class Storage:
         )
 
     def _signing_credentials(self) -> tuple[str, str, str | None]:
-        """Explicit keys, else the Lambda role's from the environment; boto3 (and its ~200 ms
-        import) only when neither is there, e.g. a developer's AWS profile."""
+        """Explicit keys; else the Lambda role's, from the environment or (SnapStart, ECS)
+        from the container credentials endpoint, both without botocore; else botocore's
+        own chain (a developer's AWS profile), through its public API."""
         if self._access_key_id and self._secret_access_key:
             return self._access_key_id, self._secret_access_key, None
         env = os.environ
@@ -712,12 +716,18 @@ class Storage:
                 env["AWS_SECRET_ACCESS_KEY"],
                 env.get("AWS_SESSION_TOKEN"),
             )
+        if container_credentials_uri(env):
+            return _container_credentials.get(env)
         from botocore.exceptions import BotoCoreError
+        from botocore.session import Session
 
         try:
-            frozen = self.client._request_signer._credentials.get_frozen_credentials()
-        except (BotoCoreError, AttributeError) as exc:
+            found = Session().get_credentials()
+            frozen = found.get_frozen_credentials() if found is not None else None
+        except BotoCoreError as exc:
             raise ProviderUnavailable("no credentials to sign the download") from exc
+        if frozen is None:
+            raise ProviderUnavailable("no credentials to sign the download")
         return frozen.access_key, frozen.secret_key, frozen.token
 
     def head(self, key: str) -> ObjectInfo | None:
@@ -1104,6 +1114,72 @@ class _ObjectWriter:
             self._storage._call("abort_multipart_upload", Key=self._key, UploadId=upload_id)
         except IzgensError:
             log.warning("could not abort multipart upload of %s", self._key, exc_info=True)
+
+
+_ECS_HOST = "http://169.254.170.2"
+REFRESH_BEFORE_SECONDS = 5 * 60  # botocore's own advisory refresh window for these
+
+
+def container_credentials_uri(env: Mapping[str, str]) -> str | None:
+    """The endpoint Lambda (with SnapStart) and ECS serve the role's credentials from."""
+    if env.get("AWS_CONTAINER_CREDENTIALS_FULL_URI"):
+        return env["AWS_CONTAINER_CREDENTIALS_FULL_URI"]
+    if env.get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"):
+        return _ECS_HOST + env["AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"]
+    return None
+
+
+class ContainerCredentials:
+    """The role's temporary credentials from the container credentials endpoint, kept
+    until five minutes before they expire, then fetched again (one GET; the standard
+    library, so signing a download link imports neither boto3 nor botocore)."""
+
+    def __init__(self, clock: Any = time.time) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._cached: tuple[str, str, str | None] | None = None
+        self._expires = 0.0
+
+    def reset(self) -> None:
+        """Forget them (after a SnapStart restore: the snapshot's may be stale)."""
+        with self._lock:
+            self._cached, self._expires = None, 0.0
+
+    def get(self, env: Mapping[str, str]) -> tuple[str, str, str | None]:
+        with self._lock:
+            if self._cached is None or self._clock() >= self._expires - REFRESH_BEFORE_SECONDS:
+                self._cached, self._expires = self._fetch(env)
+            return self._cached
+
+    def _fetch(self, env: Mapping[str, str]) -> tuple[tuple[str, str, str | None], float]:
+        import urllib.request
+
+        uri = container_credentials_uri(env)
+        if uri is None:
+            raise ProviderUnavailable("no container credentials endpoint is configured")
+        request = urllib.request.Request(uri, headers={"Accept": "application/json"})
+        token = env.get("AWS_CONTAINER_AUTHORIZATION_TOKEN")
+        token_file = env.get("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")
+        try:
+            if token_file and not token:
+                with open(token_file, encoding="utf-8") as handle:
+                    token = handle.read().strip()
+            if token:
+                request.add_header("Authorization", token)
+            with urllib.request.urlopen(request, timeout=2) as answer:  # noqa: S310 - env's URI
+                body = json.loads(answer.read(64 * 1024))
+            expires = datetime.fromisoformat(str(body["Expiration"]).replace("Z", "+00:00"))
+            found = (str(body["AccessKeyId"]), str(body["SecretAccessKey"]), body.get("Token"))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ProviderUnavailable("cannot read the container credentials") from exc
+        return found, expires.timestamp()
+
+
+_container_credentials = ContainerCredentials()
+
+
+def reset_credentials() -> None:
+    _container_credentials.reset()
 
 
 @lru_cache(maxsize=1)

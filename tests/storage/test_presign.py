@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
@@ -86,3 +88,151 @@ def test_lambda_role_credentials_come_from_the_environment(monkeypatch: pytest.M
     assert url.startswith("https://s3.eu-west-1.amazonaws.com/b/videos/a/b.mp4?")
     assert query["X-Amz-Security-Token"] == ["session-token"]
     assert query["X-Amz-Credential"][0].startswith("ASIAROLE/")
+
+
+class CredentialsEndpoint:
+    """Lambda's (SnapStart) container credentials endpoint: GET with the authorization
+    token, answers the role's keys with an expiry; counts the requests."""
+
+    def __init__(self, token: str = "lambda-auth-token") -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.token = token
+        self.requests = 0
+        self.expiration = "2030-01-01T00:00:00Z"
+        self.serial = 0
+        state = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+                state.requests += 1
+                if self.headers.get("Authorization") != state.token:
+                    self.send_response(401)
+                    self.end_headers()
+                    return
+                state.serial += 1
+                body = json.dumps(
+                    {
+                        "AccessKeyId": f"ASIACONTAINER{state.serial}",
+                        "SecretAccessKey": SECRET,
+                        "Token": f"container-session-{state.serial}",
+                        "Expiration": state.expiration,
+                    }
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.uri = f"http://127.0.0.1:{self.server.server_address[1]}/2018-06-01/credentials"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[CredentialsEndpoint]:
+    from izgens.storage import reset_credentials
+
+    served = CredentialsEndpoint()
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", served.uri)
+    monkeypatch.setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", served.token)
+    reset_credentials()
+    yield served
+    reset_credentials()
+    served.stop()
+
+
+def test_snapstart_credentials_come_from_the_container_endpoint(
+    endpoint: CredentialsEndpoint,
+) -> None:
+    from izgens.storage import Storage, reset_credentials
+
+    storage = Storage("b", endpoint_url=None, region="eu-west-1")
+    first = parse_qs(urlsplit(storage.presigned_get("videos/a/b.mp4", 60)).query)
+    assert first["X-Amz-Credential"][0].startswith("ASIACONTAINER1/")
+    assert first["X-Amz-Security-Token"] == ["container-session-1"]
+    for _ in range(3):  # kept while they are valid: one GET for every link
+        storage.presigned_get("videos/a/b.mp4", 60)
+    assert endpoint.requests == 1
+    reset_credentials()  # what the SnapStart after-restore hook does
+    again = parse_qs(urlsplit(storage.presigned_get("videos/a/b.mp4", 60)).query)
+    assert again["X-Amz-Credential"][0].startswith("ASIACONTAINER2/")
+
+
+def test_container_credentials_are_fetched_again_before_they_expire(
+    endpoint: CredentialsEndpoint,
+) -> None:
+    from izgens.storage import ContainerCredentials
+
+    clock = [datetime(2029, 12, 31, 23, 0, tzinfo=UTC).timestamp()]
+    credentials = ContainerCredentials(clock=lambda: clock[0])
+    env = {
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI": endpoint.uri,
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN": endpoint.token,
+    }
+    assert credentials.get(env)[0] == "ASIACONTAINER1"
+    clock[0] += 54 * 60  # 6 minutes before the expiry: still good
+    assert credentials.get(env)[0] == "ASIACONTAINER1"
+    clock[0] += 60  # 5 minutes before: fetched again
+    endpoint.expiration = "2030-01-01T06:00:00Z"
+    assert credentials.get(env)[0] == "ASIACONTAINER2"
+    assert credentials.get(env)[0] == "ASIACONTAINER2" and endpoint.requests == 2
+
+
+def test_the_token_file_is_read_and_a_refused_token_is_an_error(
+    endpoint: CredentialsEndpoint, tmp_path: Path
+) -> None:
+    from izgens.errors import ProviderUnavailable
+    from izgens.storage import ContainerCredentials
+
+    token_file = tmp_path / "token"
+    token_file.write_text(endpoint.token + "\n")
+    env = {
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI": endpoint.uri,
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": str(token_file),
+    }
+    assert ContainerCredentials().get(env)[0] == "ASIACONTAINER1"
+    wrong = {
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI": endpoint.uri,
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN": "forged",
+    }
+    with pytest.raises(ProviderUnavailable, match="container credentials"):
+        ContainerCredentials().get(wrong)
+
+
+def test_signing_with_container_credentials_imports_neither_boto3_nor_botocore(
+    endpoint: CredentialsEndpoint,
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from izgens.storage import Storage\n"
+        "url = Storage('b', endpoint_url=None, region='eu-west-1').presigned_get('videos/a/b.mp4', 60)\n"
+        "assert 'ASIACONTAINER' in url, url\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
