@@ -73,7 +73,7 @@ def get_quote(
         duration=duration,
         generate_audio=generate_audio,
     )
-    spec, credits = lifecycle().quote(spec)
+    spec, credits = lifecycle().quote(spec, user_id=user.id)
     return Quote(
         credits=credits,
         model=spec.model or catalog.DEFAULT_MODEL,

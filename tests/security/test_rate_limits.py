@@ -42,11 +42,12 @@ ALL_LIMITS = (
 
 
 def _limits(monkeypatch: pytest.MonkeyPatch, **limits: int) -> None:
-    """Every limit out of the way except those given; addresses from X-Forwarded-For."""
+    """Every limit out of the way except those given; addresses from X-Forwarded-For (its
+    last entry: the test plays the proxy that appended it)."""
     for name in ALL_LIMITS:
         monkeypatch.setenv(name, str(limits.get(name, 100_000)))
     monkeypatch.setenv("RATE_WINDOW_SECONDS", str(WINDOW))
-    monkeypatch.setenv("TRUST_FORWARDED_FOR", "true")
+    monkeypatch.setenv("TRUSTED_PROXY_HOPS", "1")  # the test client plays the one proxy
     reset_settings()
 
 
