@@ -180,20 +180,52 @@ def test_the_per_address_limit_holds_under_concurrency_and_refusals_write_nothin
     assert other.status_code < 300, other.text
 
 
+@pytest.mark.parametrize(
+    "action",
+    [
+        "upload",
+        "checkout",
+        "export",
+        pytest.param(
+            "generate",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="izgens.start_generation buckets by host(), not ip_bucket: issue 12",
+            ),
+        ),
+    ],
+)
 def test_ipv6_addresses_of_one_subscriber_share_a_bucket(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, action: str
+) -> None:
+    """Every per-address limit: rotating through a /64 (one subscriber's allocation) does
+    not reset it; an IPv4-mapped address counts as its IPv4 address."""
+    _limits(monkeypatch, **{f"RATE_{action.upper()}_IP": 2})
+    spec = ACTIONS[action]
+
+    def ok(address: str) -> None:
+        response = _call(stack, spec, stack.token, address)()
+        assert response.status_code < 300, (address, response.text)
+
+    ok("2001:db8:1:2::1")
+    ok("2001:db8:1:2:ffff::9")
+    assert_problem(_call(stack, spec, stack.token, "2001:db8:1:2::abcd")(), 429)
+    ok("2001:db8:1:3::1")  # the next /64
+    ok("::ffff:192.0.2.1")
+    ok("192.0.2.1")
+    assert_problem(_call(stack, spec, stack.token, "192.0.2.1")(), 429)
+
+
+def test_failed_tokens_of_one_ipv6_subscriber_share_a_bucket(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Rotating through a /64 (one subscriber's allocation) does not reset the limit; an
-    IPv4-mapped address counts as its IPv4 address."""
-    _limits(monkeypatch, RATE_UPLOAD_IP=2)
-    spec = ACTIONS["upload"]
-    assert _call(stack, spec, stack.token, "2001:db8:1:2::1")().status_code == 201
-    assert _call(stack, spec, stack.token, "2001:db8:1:2:ffff::9")().status_code == 201
-    assert_problem(_call(stack, spec, stack.token, "2001:db8:1:2::abcd")(), 429)
-    assert _call(stack, spec, stack.token, "2001:db8:1:3::1")().status_code == 201  # next /64
-    assert _call(stack, spec, stack.token, "::ffff:192.0.2.1")().status_code == 201
-    assert _call(stack, spec, stack.token, "192.0.2.1")().status_code == 201
-    assert_problem(_call(stack, spec, stack.token, "192.0.2.1")(), 429)
+    _limits(monkeypatch, RATE_AUTH_FAILURES_IP=2)
+    forged = {"Authorization": f"Bearer {forged_tokens(stack.dev, stack.user)['expired']}"}
+    statuses = [
+        stack.api.get("/account/me", headers={**forged, "X-Forwarded-For": address}).status_code
+        for address in ("2001:db8:9::1", "2001:db8:9:0:1::1", "2001:db8:9::ffff", "2001:db8:a::1")
+    ]
+    assert statuses == [401, 401, 429, 401]
 
 
 # ---------------------------------------------------------------------------------------------
