@@ -365,6 +365,35 @@ def test_the_sql_limit_never_over_admits_under_contention(db: Database) -> None:
     assert _hits(db, "race:user:x") == 10
 
 
+def test_windows_are_counted_on_the_pinned_clock_so_no_boundary_falls_in_a_test(
+    db_url: str, db: Database
+) -> None:
+    """Tests pin `izgens.clock()` (tests/conftest.py): a window never ends mid-test, and
+    moving the clock is how a test sees the next one. Unpinned, it is now()."""
+    from datetime import timedelta
+
+    import psycopg
+
+    from tests.conftest import pin_rate_clock
+
+    def hit(url: str) -> int:
+        with psycopg.connect(url, autocommit=True) as conn:
+            row = conn.execute("select izgens.rate_limit('clock:user:x', 2, 60)").fetchone()
+        assert row is not None
+        return int(row[0])
+
+    pinned = db.one("select izgens.clock() as at, now() as now")
+    assert pinned is not None and pinned["at"] != pinned["now"]
+    first = [hit(db_url) for _ in range(3)]
+    assert first[:2] == [0, 0] and 1 <= first[2] <= 60
+    pin_rate_clock(db_url, pinned["at"] + timedelta(seconds=60))
+    assert [hit(db_url) for _ in range(3)][:2] == [0, 0]  # the next window
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("set izgens.clock = ''")
+        row = conn.execute("select izgens.clock() = now()").fetchone()
+    assert row == (True,)
+
+
 @pytest.mark.parametrize(
     ("address", "bucket"),
     [
