@@ -52,27 +52,30 @@ def apps(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("where", ["dev server", "container"])
-@pytest.mark.parametrize("op", BROWSER_ROUTES, ids=lambda o: o.id)
-def test_the_preflight_of_every_browser_route_passes(
-    apps: dict[str, Any], where: str, op: Operation
-) -> None:
-    requested = _requested_headers(op)
-    response = _asgi(
-        apps[where],
-        "OPTIONS",
-        op.url(),
-        headers={
-            "Origin": ORIGIN,
-            "Access-Control-Request-Method": op.method,
-            "Access-Control-Request-Headers": ", ".join(requested),
-        },
-    )
-    assert response.status_code == 204, response.text
-    assert response.headers["access-control-allow-origin"] == ORIGIN
-    assert op.method.lower() in _split(response.headers["access-control-allow-methods"])
-    assert set(requested) <= _split(response.headers["access-control-allow-headers"])
-    assert response.headers["access-control-max-age"] == http.CORS_MAX_AGE.decode()
-    assert_security_headers(response)
+def test_the_preflight_of_every_browser_route_passes(apps: dict[str, Any], where: str) -> None:
+    assert len(BROWSER_ROUTES) >= 17
+    refused = []
+    for op in BROWSER_ROUTES:
+        requested = _requested_headers(op)
+        response = _asgi(
+            apps[where],
+            "OPTIONS",
+            op.url(),
+            headers={
+                "Origin": ORIGIN,
+                "Access-Control-Request-Method": op.method,
+                "Access-Control-Request-Headers": ", ".join(requested),
+            },
+        )
+        if response.status_code != 204:
+            refused.append((op.id, response.status_code, response.text[:200]))
+            continue
+        assert response.headers["access-control-allow-origin"] == ORIGIN, op.id
+        assert op.method.lower() in _split(response.headers["access-control-allow-methods"])
+        assert set(requested) <= _split(response.headers["access-control-allow-headers"])
+        assert response.headers["access-control-max-age"] == http.CORS_MAX_AGE.decode()
+        assert_security_headers(response)
+    assert refused == []
 
 
 @pytest.mark.parametrize("where", ["dev server", "container"])
