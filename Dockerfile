@@ -23,16 +23,15 @@ USER izgens
 WORKDIR /home/izgens
 
 # IZGENS_ENV=prod refuses the dev stack's secrets.
-# TRUST_FORWARDED_FOR=true: behind Railway's proxy the socket peer is the proxy, and the
-# caller's address (per-IP rate limits, the IP sent to Plisio) is in X-Forwarded-For. Set it
-# to false where the container is reachable without such a proxy: clients could forge it.
-# FORWARDED_ALLOW_IPS: uvicorn applies --proxy-headers (https scheme, client address) only
-# to peers listed here; Railway's proxy has no fixed address.
+# CLIENT_IP_HEADER=X-Real-IP: behind Railway's edge the socket peer is the proxy; the edge
+# overwrites X-Real-IP with the address it accepted the connection from (the caller's, for
+# per-address rate limits), while X-Forwarded-For ends in the edge's own hop. Unset it
+# where the container is reachable without such a proxy: clients could then forge it
+# (docs/deploy.md, "Container (Railway)": the other shape is TRUSTED_PROXY_HOPS).
 # DB_POOL_SIZE: one process serves many requests at once (Lambda: 1 per container); keep
 # replicas x DB_POOL_SIZE under the Supabase pooler's client limit.
 ENV IZGENS_ENV=prod \
-    TRUST_FORWARDED_FOR=true \
-    FORWARDED_ALLOW_IPS=* \
+    CLIENT_IP_HEADER=X-Real-IP \
     DB_POOL_SIZE=10 \
     CLEANUP_INTERVAL_SECONDS=300
 
@@ -44,5 +43,7 @@ HEALTHCHECK --interval=30s --timeout=15s --start-period=20s --retries=3 \
 
 # Railway sets PORT. exec: uvicorn gets SIGTERM itself, finishes requests in flight and the
 # lifespan shutdown (which waits for a cleanup run in progress). --no-access-log: izgens
-# logs one JSON line per request already.
-CMD ["sh", "-c", "exec uvicorn izgens.container:app --host 0.0.0.0 --port ${PORT:-8080} --proxy-headers --no-access-log"]
+# logs one JSON line per request already. --no-proxy-headers: the client address is
+# izgens.http.client_ip's (CLIENT_IP_HEADER); uvicorn's would take the leftmost
+# X-Forwarded-For entry, which the client writes itself.
+CMD ["sh", "-c", "exec uvicorn izgens.container:app --host 0.0.0.0 --port ${PORT:-8080} --no-proxy-headers --no-access-log"]

@@ -44,7 +44,7 @@ def main() -> None:
     plan = BurstPlan(users=USERS, per_user=PER_USER, clients=50, job_interval=1.0)
     with (
         migrated_database() as url,
-        dev_stack(url, config, TRUST_FORWARDED_FOR="true") as stack,
+        dev_stack(url, config, TRUSTED_PROXY_HOPS="1") as stack,
     ):
         admin = Database(url, size=2, name="izgens-bench-admin")
         try:

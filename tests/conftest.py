@@ -14,6 +14,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -89,12 +90,27 @@ def _test_environment() -> Iterator[None]:
             os.environ[key] = value
 
 
+def pin_rate_clock(url: str, at: datetime | None = None) -> datetime:
+    """Pin the clock rate-limit windows are counted on (`izgens.clock()`) for every new
+    session of this database: at `at`, else at this moment. A pinned window never ends
+    during the test, wherever the wall clock falls; moving it is how a test sees the next
+    window. Sessions opened before keep the old value (reset the pools)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("select current_database(), coalesce(%s, now())", (at,)).fetchone()
+        assert row is not None
+        name, pinned = row
+        conn.execute(f"alter database \"{name}\" set izgens.clock = '{pinned.isoformat()}'")
+    return pinned
+
+
 @pytest.fixture
 def db_url(pg_admin_url: str, template_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A fresh migrated database for this test; the process settings point at it."""
+    """A fresh migrated database for this test, its rate-limit clock pinned (no window
+    boundary can fall inside a test); the process settings point at it."""
     name = f"izgens_t_{uuid.uuid4().hex[:12]}"
     _admin(pg_admin_url, f'create database "{name}" template "{template_db}"')
     url = make_conninfo(pg_admin_url, dbname=name)
+    pin_rate_clock(url)
     monkeypatch.setenv("DATABASE_URL", url)
     reset_settings()
     reset_database()

@@ -77,7 +77,7 @@ def get_ledger(
 
 @app.get("/packs", response_model=list[payments.Pack])
 def get_packs(user: CurrentUser, db: Db) -> list[payments.Pack]:
-    return payments.list_packs(db)
+    return payments.list_packs(db, user.id)
 
 
 @app.post(

@@ -55,25 +55,28 @@ def delete_generation(generation_id: uuid.UUID, user: CurrentUser) -> Response:
 async def byteplus_callback(
     request: Request, token: Annotated[str, Query(min_length=1, max_length=200)]
 ) -> dict[str, bool]:
-    """The body is a hint only: the token is checked, then the task is re-read from the API."""
+    """The body is a hint only: the token is checked before the body is read, then the
+    task is re-read from the API. Any body that is not a JSON object naming a task is 4xx."""
     from starlette.concurrency import run_in_threadpool
 
-    task_id = await _task_id(request)
-    await run_in_threadpool(lifecycle().handle_callback, token, task_id)
+    life = lifecycle()
+    generation_id = life.callback_generation(token)
+    task_id = _task_id(await request.body())
+    await run_in_threadpool(life.handle_callback, generation_id, task_id)
     return {"ok": True}
 
 
-async def _task_id(request: Request) -> str:
-    import json
+def _task_id(raw: bytes) -> str:
+    """The task the body names (BytePlus ids are like `cgt-20250101…`): it may reach the
+    provider's URL, so only plain id characters."""
+    import re
 
+    from izgens import jsonbody
     from izgens.errors import InvalidRequest
 
-    try:
-        body = json.loads(await request.body())
-    except ValueError:
-        raise InvalidRequest("the callback body is not JSON") from None
+    body = jsonbody.parse(raw)
     task_id = body.get("id") if isinstance(body, dict) else None
-    if not isinstance(task_id, str) or not 1 <= len(task_id) <= 200:
+    if not isinstance(task_id, str) or not re.fullmatch(r"[A-Za-z0-9._:-]{1,200}", task_id):
         raise InvalidRequest("the callback names no task")
     return task_id
 

@@ -111,7 +111,9 @@ class TokenVerifier:
             raise Unauthenticated("invalid token") from exc
         if claims.get("role") != AUDIENCE:
             raise Unauthenticated("token is not a user token")
-        if claims.get("is_anonymous") is True:
+        anonymous = claims.get("is_anonymous")
+        if anonymous is not None and anonymous is not False:
+            # any other value ("true", 1, "false", {}) is not a plain "signed up" either
             raise Unauthenticated("anonymous sessions cannot use this service")
         try:
             user_id = uuid.UUID(str(claims["sub"]))

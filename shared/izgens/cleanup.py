@@ -4,6 +4,12 @@ Each job is bounded per run, idempotent, and safe to run concurrently with itsel
 are claimed with `FOR UPDATE SKIP LOCKED` or moved by idempotent SQL transitions), and
 returns counts; a run logs all counts as one structured line.
 
+Failures page someone: a job that raised counts `error`, and a job's own `errors` (a
+provider or the bucket failed) and `failed` (a purge interrupted) are failures too. Each
+job logs `{"job": name, "failures": N}` (the template's alarm counts them), and the
+`cleanup` function's invocation fails when any job failed (`izgens cleanup` exits 1), so a
+purge that cannot finish never lets the 30-day deletion promise lapse in silence.
+
 A run started with `now=True` (`izgens cleanup --now`) treats in-flight work as due at
 once: a job that waits before touching work (generations count as stuck after 60 s
 untouched) asks `due_now()` and skips the wait. Retention and grace periods are promises
@@ -19,13 +25,28 @@ from collections.abc import Callable, Iterable
 
 from izgens.logs import log_event
 
-__all__ = ["JOBS", "due_now", "job", "run_jobs"]
+__all__ = ["FAILURE_COUNTS", "JOBS", "CleanupFailed", "due_now", "failed_jobs", "job", "run_jobs"]
 
 logger = logging.getLogger("izgens.cleanup")
 
 Job = Callable[[], dict[str, int]]
 JOBS: dict[str, Job] = {}
+# the counts that mean something went wrong (anything else is work done or found)
+FAILURE_COUNTS = ("error", "errors", "failed")
 _due_now: contextvars.ContextVar[bool] = contextvars.ContextVar("izgens_cleanup_now", default=False)
+
+
+class CleanupFailed(Exception):
+    """A run in which at least one job failed (the `cleanup` function raises it)."""
+
+
+def failed_jobs(results: dict[str, dict[str, int]]) -> list[str]:
+    """The jobs of a run that failed, in run order."""
+    return [name for name, counts in results.items() if _failures(counts)]
+
+
+def _failures(counts: dict[str, int]) -> int:
+    return sum(int(counts.get(key, 0)) for key in FAILURE_COUNTS)
 
 
 def due_now() -> bool:
@@ -44,7 +65,8 @@ def job(name: str) -> Callable[[Job], Job]:
 @job("generations")
 def reconcile_generations() -> dict[str, int]:
     """Stuck generations driven to a final state with the provider's truth; waiting ones
-    dispatched in arrival order."""
+    failed and refunded past GENERATION_MAX_WAIT_MINUTES, the rest dispatched in arrival
+    order."""
     from izgens.generations import Lifecycle
 
     return Lifecycle.from_settings().reconcile(older_than_seconds=0 if due_now() else 60, limit=200)
@@ -61,7 +83,8 @@ def reference_inputs() -> dict[str, int]:
 @job("purchases")
 def reconcile_purchases() -> dict[str, int]:
     """Purchases still pending after 30 minutes, settled from Plisio's own records, so a
-    lost callback never loses a payment."""
+    lost callback never loses a payment; one never invoiced is expired after
+    PURCHASE_INVOICE_TIMEOUT_HOURS."""
     from datetime import timedelta
 
     from izgens import payments
@@ -73,9 +96,14 @@ def reconcile_purchases() -> dict[str, int]:
         # secret is always set and its absence is an error elsewhere too
         log_event(logger, "purchases job skipped: PLISIO_SECRET_KEY is not set", logging.WARNING)
         return {"checked": 0, "unconfigured": 1}
+    settings = get_settings()
     older_than = timedelta(0) if due_now() else timedelta(minutes=30)
     report = payments.reconcile_pending_purchases(
-        get_database(), payments.get_plisio_client(), older_than=older_than, limit=100
+        get_database(),
+        payments.get_plisio_client(),
+        older_than=older_than,
+        limit=100,
+        expire_uninvoiced_after=timedelta(hours=settings.purchase_invoice_timeout_hours),
     )
     return report.model_dump()
 
@@ -185,5 +213,9 @@ def _run(selected: list[str]) -> dict[str, dict[str, int]]:
             logger.exception("cleanup job failed", extra={"fields": {"job": name}})
             results[name] = {"error": 1}
         results[name]["ms"] = round((time.perf_counter() - started) * 1000)
+        failures = _failures(results[name])
+        # the alarm's metric filter matches this line: {"job": name, "failures": N}
+        level = logging.ERROR if failures else logging.INFO
+        log_event(logger, "cleanup job done", level, job=name, failures=failures)
     log_event(logger, "cleanup run", jobs=results)
     return results

@@ -152,7 +152,7 @@ def cmd_purchases(args: argparse.Namespace) -> int:
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
-    from izgens.cleanup import JOBS, run_jobs
+    from izgens.cleanup import JOBS, failed_jobs, run_jobs
 
     names = list(dict.fromkeys(args.job or JOBS))  # in order, each once
     unknown = [name for name in names if name not in JOBS]
@@ -166,7 +166,7 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
             counts = ", ".join(f"{k}={v}" for k, v in results[name].items())
             _progress(f"cleanup [{number}/{len(names)}] {name}: {counts}")
     _out(results)
-    failed = [name for name, counts in results.items() if counts.get("error")]
+    failed = failed_jobs(results)
     if failed:
         sys.stderr.write(f"izgens: cleanup job(s) failed: {', '.join(failed)} (see the log)\n")
         return 1

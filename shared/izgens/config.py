@@ -106,7 +106,16 @@ class Settings(BaseModel):
 
     max_body_bytes: int = Field(64 * 1024, ge=1024)
     cors_origins: list[str] = []
-    trust_forwarded_for: bool = False
+    # Behind a proxy (the container): where the client address comes from. A header the
+    # proxy overwrites (Railway: X-Real-IP) wins; else the entry the outermost of
+    # TRUSTED_PROXY_HOPS appending proxies added to X-Forwarded-For; else the socket peer.
+    client_ip_header: str = Field("", pattern=r"^[A-Za-z0-9-]*$")
+    trusted_proxy_hops: int = Field(0, ge=0, le=10)
+
+    # nothing waits forever: a generation waiting for provider capacity, and a purchase
+    # that never got an invoice, are ended after these (failed and refunded, expired)
+    generation_max_wait_minutes: int = Field(30, ge=1)
+    purchase_invoice_timeout_hours: int = Field(24, ge=1)
 
     # the container (izgens.container) runs the cleanup jobs in-process this often, 0 = off;
     # on AWS the EventBridge schedule invokes the `cleanup` function instead
@@ -147,6 +156,12 @@ class Settings(BaseModel):
     def from_environ(cls, environ: Mapping[str, str], **overrides: str) -> Settings:
         """Read each field from its variable (plain pydantic, no settings framework: the
         import is part of every cold start)."""
+        if environ.get("TRUST_FORWARDED_FOR"):
+            # it took the leftmost X-Forwarded-For entry, which the client writes itself
+            raise ValueError(
+                "TRUST_FORWARDED_FOR is gone: set CLIENT_IP_HEADER or TRUSTED_PROXY_HOPS"
+                " (docs/deploy.md, Container)"
+            )
         values: dict[str, object] = {}
         for name, info in cls.model_fields.items():
             variable = info.alias or name.upper()

@@ -1,12 +1,15 @@
 """The container entry point (Railway, or any host that runs containers): one ASGI app.
 
-    uvicorn izgens.container:app --host 0.0.0.0 --port 8080 --proxy-headers
+    uvicorn izgens.container:app --host 0.0.0.0 --port 8080 --no-proxy-headers
+
+(`--no-proxy-headers`: the client address is `izgens.http.client_ip`'s to decide; uvicorn's
+proxy headers trust the leftmost X-Forwarded-For entry, which the client writes.)
 
 Each HTTP function's own FastAPI app is mounted under `/{name}`, as the dev server mounts
 them but without any dev route, so a path is the function's Function URL path with its name
 in front (`/account/me`). The outer app's edge middleware assigns the request id, limits the
-body and adds the security headers once; the mounted apps see that and step aside. CORS,
-which the Function URLs answer on AWS, is answered here for the origins in CORS_ORIGINS.
+body, adds the security headers and answers CORS (for the origins in CORS_ORIGINS; on AWS
+the Function URLs do) once; the mounted apps see that and step aside.
 
 On AWS an EventBridge schedule invokes `cleanup`; here a thread started with the ASGI
 lifespan runs `izgens.cleanup.run_jobs()` every CLEANUP_INTERVAL_SECONDS (0 = off) and is
@@ -23,19 +26,15 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import FastAPI
 
 from izgens.http import create_app
 
-if TYPE_CHECKING:
-    from starlette.types import ASGIApp, Receive, Scope, Send
-
 __all__ = [
     "HTTP_FUNCTIONS",
     "CleanupScheduler",
-    "CorsFromSettings",
     "app",
     "create_container_app",
     "run_all_jobs",
@@ -120,42 +119,6 @@ class CleanupScheduler:
                 return
 
 
-class CorsFromSettings:
-    """CORS for CORS_ORIGINS (none: no CORS headers at all), as the Function URLs answer it
-    on AWS (infra/template.yaml). Built at the first request after each lifespan startup,
-    so importing this module reads no settings."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self._configured: ASGIApp | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            self._configured = None  # a (re)started server reads the settings again
-            await self.app(scope, receive, send)
-            return
-        if self._configured is None:
-            self._configured = self._build()
-        await self._configured(scope, receive, send)
-
-    def _build(self) -> ASGIApp:
-        from starlette.middleware.cors import CORSMiddleware
-
-        from izgens.config import get_settings
-
-        origins = get_settings().cors_origins
-        if not origins:
-            return self.app
-        return CORSMiddleware(
-            self.app,
-            allow_origins=origins,
-            allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=["authorization", "content-type", "idempotency-key", "x-request-id"],
-            expose_headers=["retry-after", "x-request-id"],
-            max_age=600,
-        )
-
-
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Read (and so validate) the settings before serving, then run the cleanup schedule."""
@@ -188,7 +151,6 @@ def create_container_app(functions: Iterable[str] = HTTP_FUNCTIONS) -> FastAPI:
         description="Every HTTP function under /<name>; each has its OpenAPI at /<name>/openapi.json.",
     )
     container.router.lifespan_context = _lifespan
-    container.add_middleware(CorsFromSettings)  # outermost: error answers carry CORS too
 
     @container.get("/health", include_in_schema=False)
     def health() -> dict[str, Any]:

@@ -69,12 +69,12 @@ def credit_purchase(db: Database, purchase_id: uuid.UUID) -> None:
 def ledger_page(
     db: Database, user_id: uuid.UUID, *, limit: int = DEFAULT_LIMIT, cursor: str | None = None
 ) -> Page[LedgerEntry]:
+    """The user's ledger, newest first; `Unauthenticated` once the user is gone (purged)."""
     after = decode_cursor(cursor, (int,))
     rows = db.all(
-        "select id, delta, balance_after, reason, ref, note, created_at from public.credit_ledger"
-        " where user_id = %s and (%s::bigint is null or id < %s::bigint)"
-        " order by id desc limit %s",
-        (user_id, after[0] if after else None, after[0] if after else None, limit + 1),
+        "select id, delta, balance_after, reason, ref, note, created_at"
+        " from izgens.ledger_page(%s, %s, %s)",
+        (user_id, after[0] if after else None, limit + 1),
     )
     items = [LedgerEntry.model_validate(r) for r in rows[:limit]]
     next_cursor = encode_cursor(items[-1].id) if len(rows) > limit else None

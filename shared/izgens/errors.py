@@ -4,6 +4,7 @@ IzgensError                      code            what the caller does
 ├── Unauthenticated              unauthenticated the token is missing, forged or expired
 ├── NotFound                     not_found       also for another user's ids
 ├── InvalidRequest               invalid_request the request can never succeed as sent
+│   └── MalformedJson            invalid_json    a body that is not (usable) JSON
 ├── PayloadTooLarge              payload_too_large
 ├── IdempotencyConflict          idempotency_conflict  same key, other body
 ├── Forbidden                    (base of the account gates)
@@ -33,6 +34,7 @@ __all__ = [
     "InvalidRequest",
     "InvalidTransition",
     "IzgensError",
+    "MalformedJson",
     "NotFound",
     "PayloadTooLarge",
     "ProviderError",
@@ -66,6 +68,11 @@ class NotFound(IzgensError):
 class InvalidRequest(IzgensError):
     code = "invalid_request"
     title = "Invalid request"
+
+
+class MalformedJson(InvalidRequest):
+    code = "invalid_json"
+    title = "Malformed JSON"
 
 
 class PayloadTooLarge(IzgensError):

@@ -229,10 +229,9 @@ class Lifecycle:
     # -- reads ------------------------------------------------------------------------------
 
     def get(self, user_id: uuid.UUID, generation_id: uuid.UUID) -> Generation:
-        row = self.db.one(
-            "select * from public.generations where id = %s and user_id = %s and deleted_at is null",
-            (generation_id, user_id),
-        )
+        """The caller's generation: `NotFound` for anyone else's, `Unauthenticated` once
+        the caller is gone (purged). One round trip."""
+        row = self.db.one("select * from izgens.user_generation(%s, %s)", (user_id, generation_id))
         if row is None:
             raise errors.NotFound("no such generation")
         return Generation.model_validate(row)
@@ -242,16 +241,8 @@ class Lifecycle:
     ) -> Page[GenerationView]:
         after = decode_cursor(cursor, (datetime, uuid.UUID))
         rows = self.db.all(
-            "select * from public.generations where user_id = %s and deleted_at is null"
-            " and (%s::timestamptz is null or (created_at, id) < (%s::timestamptz, %s::uuid))"
-            " order by created_at desc, id desc limit %s",
-            (
-                user_id,
-                after[0] if after else None,
-                after[0] if after else None,
-                after[1] if after else None,
-                limit + 1,
-            ),
+            "select * from izgens.generations_page(%s, %s, %s, %s)",
+            (user_id, after[0] if after else None, after[1] if after else None, limit + 1),
         )
         gens = [Generation.model_validate(r) for r in rows[:limit]]
         next_cursor = encode_cursor(gens[-1].created_at, gens[-1].id) if len(rows) > limit else None
@@ -300,15 +291,22 @@ class Lifecycle:
         from izgens import catalog
 
         keys = list(spec.reference_keys) if keys is None else keys
-        references = [self.storage.check_reference(key, user_id) for key in keys]
+        try:
+            references = [self.storage.check_reference(key, user_id) for key in keys]
+        except errors.NotFound:
+            # a purged account's uploads are gone too: it is signed out, not missing a file
+            self.db.one("select izgens.require_user(%s) as caller", (user_id,))
+            raise
         return catalog.plan(spec, references), references
 
     def quote(self, user_id: uuid.UUID, spec: catalog.GenerationSpec) -> tuple[catalog.Plan, int]:
         """The credits a generation of `spec` costs now: what `start` would debit."""
         plan, _ = self.plan(user_id, spec)
         row = self.db.one(
-            "select izgens.price_credits(%s, %s, %s, %s, %s) as credits",
+            "select izgens.require_user(%s) as caller,"
+            " izgens.price_credits(%s, %s, %s, %s, %s) as credits",
             (
+                user_id,
                 plan.spec.model,
                 plan.spec.resolution,
                 plan.spec.generate_audio,
@@ -675,12 +673,17 @@ class Lifecycle:
         except errors.InvalidTransition:
             return
 
-    def handle_callback(self, token: str, task_id: str) -> None:
-        """A provider callback: only a hint. Verify the token, re-read the task, apply."""
+    def callback_generation(self, token: str) -> uuid.UUID:
+        """The generation a provider callback's token names; `Unauthenticated` when forged.
+        No I/O: checked before the callback's body is even read."""
         key = self.settings.callback_signing_key
         if not key:
             raise errors.Unauthenticated("callbacks are not configured")
-        generation_id = verify_callback_token(token, key.get_secret_value())
+        return verify_callback_token(token, key.get_secret_value())
+
+    def handle_callback(self, generation_id: uuid.UUID, task_id: str) -> None:
+        """A provider callback (its token already checked): only a hint. Re-read the task
+        from the API and apply what it says."""
         gen = self._reload(generation_id)
         if gen.status in FINAL and gen.provider_task_id == task_id:
             return  # a late or repeated callback: nothing left to learn
@@ -718,6 +721,8 @@ class Lifecycle:
             "found_orphan": 0,
             "failed_unsubmitted": 0,
             "failed_expired": 0,
+            "failed_waiting": 0,
+            "errors": 0,
             "dispatched": 0,
         }
         rows = self.db.all(
@@ -744,7 +749,11 @@ class Lifecycle:
                         self.store(gen, self.provider.get_task(gen.provider_task_id))
                 else:
                     self.refresh(gen)
+            except (errors.InvalidTransition, errors.NotFound) as exc:
+                # moved on (or deleted) meanwhile by another path: nothing is wrong
+                log_event(logger, "reconcile step raced", generation=str(gen.id), error=exc.code)
             except errors.IzgensError as exc:
+                counts["errors"] += 1  # the provider or the bucket failed: alarmed on
                 log_event(
                     logger,
                     "reconcile step failed",
@@ -752,8 +761,27 @@ class Lifecycle:
                     generation=str(gen.id),
                     error=exc.code,
                 )
+        counts["failed_waiting"] = self.fail_waiting(limit)
         counts["dispatched"] = self.dispatch(limit)
         return counts
+
+    def fail_waiting(self, limit: int) -> int:
+        """Generations that waited for provider capacity longer than
+        GENERATION_MAX_WAIT_MINUTES (the provider refusing for hours, a used-up quota):
+        failed with `capacity_timeout` and refunded exactly once, oldest first, before the
+        dispatcher would send them. One SQL call."""
+        rows = self.db.all(
+            "select id from izgens.fail_waiting_generations(%s, %s)",
+            (self.settings.generation_max_wait_minutes * 60, limit),
+        )
+        for row in rows:
+            log_event(
+                logger,
+                "waited too long for provider capacity; failed with refund",
+                logging.WARNING,
+                generation=str(row["id"]),
+            )
+        return len(rows)
 
     @staticmethod
     def _beyond_recovery(gen: Generation) -> bool:

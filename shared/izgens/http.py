@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from izgens import errors
 from izgens.auth import User
@@ -54,6 +55,7 @@ STATUS_BY_ERROR: dict[type[errors.IzgensError], int] = {
     errors.NotFound: 404,
     errors.IdempotencyConflict: 409,
     errors.InvalidTransition: 409,
+    errors.MalformedJson: 400,
     errors.PayloadTooLarge: 413,
     errors.InvalidRequest: 422,
     errors.ProviderRejected: 422,
@@ -228,14 +230,24 @@ def _allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
+async def _client_disconnected(request: Request, exc: Exception) -> JSONResponse:
+    """The client hung up before its body was read: nothing was done, nobody is waiting for
+    the answer (the access line records a 400), and it is no error of ours."""
+    log_event(logger, "client disconnected before sending its body")
+    return problem(400, "client_disconnected", "The client disconnected", "the body was cut short")
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     logger.error("unhandled error", exc_info=exc)
     return problem(500, "internal_error", "Internal error", "something went wrong on our side")
 
 
+# What browsers may send and read, for every route (infra/template.yaml repeats these for
+# the Function URLs; tests/infra checks they agree)
 CORS_ALLOW_METHODS = b"GET, POST, PATCH, DELETE"
 CORS_ALLOW_HEADERS = b"authorization, content-type, idempotency-key, x-request-id"
 CORS_EXPOSE_HEADERS = b"retry-after, x-request-id"
+CORS_MAX_AGE = b"600"
 
 
 _EDGE_DONE = "izgens.edge"
@@ -283,7 +295,10 @@ class TextSafeRoute(APIRoute):
 
 class EdgeMiddleware:
     """Request id, body size limit, security headers, CORS (when CORS_ORIGINS is set) and
-    one access log line per request; also for errors no handler caught (500)."""
+    one access log line per request; also for errors no handler caught (500).
+
+    The one CORS implementation of the container and the dev server (on AWS the Function
+    URLs answer it, configured with the same CORS_* values in infra/template.yaml)."""
 
     def __init__(self, app: ASGIApp, function: str) -> None:
         self.app = app
@@ -304,6 +319,8 @@ class EdgeMiddleware:
         return self.max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            self.max_body = None  # a (re)started server reads the settings again
         if scope["type"] != "http" or scope.get(_EDGE_DONE):
             # not HTTP, or an app mounted inside another app that already did all this.
             # Marked in the scope, not told by the request id var: a server may start a
@@ -409,7 +426,7 @@ async def _preflight(send: Send) -> None:
             "headers": [
                 (b"access-control-allow-methods", CORS_ALLOW_METHODS),
                 (b"access-control-allow-headers", CORS_ALLOW_HEADERS),
-                (b"access-control-max-age", b"600"),
+                (b"access-control-max-age", CORS_MAX_AGE),
             ],
         }
     )
@@ -430,6 +447,7 @@ def create_app(function: str, *, title: str, description: str = "") -> FastAPI:
     app.add_exception_handler(errors.IzgensError, _izgens_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(ClientDisconnect, _client_disconnected)
     app.add_exception_handler(Exception, _unexpected_error)
     app.add_middleware(EdgeMiddleware, function=function)
     return app
@@ -522,9 +540,16 @@ Db = Annotated[Database, Depends(database)]
 
 
 def client_ip(request: Request) -> str | None:
-    """The caller's address: Lambda's sourceIp, else the socket peer (or X-Forwarded-For
-    when TRUST_FORWARDED_FOR is set, for a container behind a proxy). Always a valid IP
-    address or None: whatever a client sends, the SQL `inet` it is stored as never fails."""
+    """The caller's address, by the one rule every per-address limit and record uses.
+
+    On Lambda, the Function URL's `sourceIp`. Behind a proxy (the container), only what a
+    trusted proxy wrote, never what the client wrote itself: CLIENT_IP_HEADER when set (a
+    header the proxy overwrites, Railway's X-Real-IP), else with TRUSTED_PROXY_HOPS = N
+    the N-th X-Forwarded-For entry from the right (the address the outermost of N
+    appending proxies saw; entries left of it are the client's own). Otherwise, or when
+    that is missing, the socket peer. Always a valid IP address or None, so the SQL
+    `inet` it is stored as never fails; IPv6 /64 bucketing happens in SQL (`ip_bucket`).
+    """
     event = request.scope.get("aws.event")
     if isinstance(event, dict):
         source = _valid_ip(event.get("requestContext", {}).get("http", {}).get("sourceIp"))
@@ -532,10 +557,23 @@ def client_ip(request: Request) -> str | None:
             return source
     from izgens.config import get_settings
 
-    if get_settings().trust_forwarded_for:
-        forwarded = _valid_ip(request.headers.get("x-forwarded-for", "").split(",")[0].strip())
-        if forwarded:
-            return forwarded
+    settings = get_settings()
+    if settings.client_ip_header:
+        given = _valid_ip(request.headers.get(settings.client_ip_header, "").strip())
+        if given:
+            return given
+    elif settings.trusted_proxy_hops:
+        # repeated headers are one list (RFC 9110 §5.3), in order
+        chain = [
+            entry.strip()
+            for header in request.headers.getlist("x-forwarded-for")
+            for entry in header.split(",")
+            if entry.strip()
+        ]
+        if chain:
+            forwarded = _valid_ip(chain[-min(settings.trusted_proxy_hops, len(chain))])
+            if forwarded:
+                return forwarded
     return _valid_ip(request.client.host if request.client else None)
 
 

@@ -19,8 +19,6 @@ puts Plisio and Postgres together:
 
 from __future__ import annotations
 
-import hashlib
-import ipaddress
 import json
 import logging
 import threading
@@ -31,10 +29,10 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from izgens import errors
+from izgens import errors, jsonbody
 from izgens.logs import log_event
 from izgens.paging import DEFAULT_LIMIT, Page, decode_cursor, encode_cursor
-from izgens.plisio_signature import InvalidSignature, verify_callback
+from izgens.plisio_signature import InvalidSignature, canonical_sha256, verify_callback
 
 if TYPE_CHECKING:
     from izgens.config import Settings
@@ -132,7 +130,8 @@ class ReconcileReport(BaseModel):
     duplicates: int = 0  # operations already recorded in that very state
     credited: int = 0
     flagged: int = 0
-    missing: int = 0  # purchases Plisio has no invoice for
+    missing: int = 0  # purchases Plisio has no invoice for (yet)
+    expired: int = 0  # of those, never invoiced and past the limit: expired
     errors: int = 0  # Plisio unavailable or refusing: tried again next run
 
 
@@ -188,26 +187,22 @@ def reset_plisio_client() -> None:
 # --- packs and purchases -------------------------------------------------------------------
 
 
-def list_packs(db: Database) -> list[Pack]:
-    rows = db.all(
-        "select id, credits, price, currency from public.credit_packs"
-        " where active order by sort_order, id"
-    )
+def list_packs(db: Database, user_id: uuid.UUID) -> list[Pack]:
+    """The packs on sale; `Unauthenticated` once the user is gone (purged)."""
+    rows = db.all("select id, credits, price, currency from izgens.active_packs(%s)", (user_id,))
     return [Pack.model_validate(r) for r in rows]
 
 
 def list_purchases(
     db: Database, user_id: uuid.UUID, *, limit: int = DEFAULT_LIMIT, cursor: str | None = None
 ) -> Page[Purchase]:
-    """The user's purchases, newest first, paged by (created_at, id)."""
+    """The user's purchases, newest first, paged by (created_at, id); `Unauthenticated`
+    once the user is gone (purged)."""
     after = decode_cursor(cursor, (datetime, uuid.UUID))
     at, last = (after[0], after[1]) if after else (None, None)
     rows = db.all(
-        f"select {PURCHASE_COLUMNS} from public.purchases"
-        " where user_id = %s"
-        " and (%s::timestamptz is null or (created_at, id) < (%s::timestamptz, %s::uuid))"
-        " order by created_at desc, id desc limit %s",
-        (user_id, at, at, last, limit + 1),
+        f"select {PURCHASE_COLUMNS} from izgens.purchases_page(%s, %s, %s, %s)",
+        (user_id, at, last, limit + 1),
     )
     items = [Purchase.model_validate(r) for r in rows[:limit]]
     more = len(rows) > limit
@@ -250,14 +245,6 @@ def _return_urls(settings: Settings, purchase_id: uuid.UUID) -> tuple[str | None
     return f"{page}?result=paid", f"{page}?result=failed"
 
 
-def _inet(address: str | None) -> str | None:
-    """A valid address or None: a forwarded-for header must not fail the checkout."""
-    try:
-        return str(ipaddress.ip_address(address)) if address else None
-    except ValueError:
-        return None
-
-
 def start_checkout(
     db: Database,
     *,
@@ -274,6 +261,7 @@ def start_checkout(
     has no invoice yet (the first attempt failed, or runs concurrently) Plisio is asked
     again with `return_existing`, which answers the invoice it already made for this
     order rather than a second one. Two SQL calls and at most one Plisio call.
+    `client_ip` is what `izgens.http.client_ip` answers: a valid address or None.
     """
     from izgens.config import get_settings
 
@@ -285,7 +273,7 @@ def start_checkout(
             user_id,
             pack_id,
             idempotency_key,
-            _inet(client_ip),
+            client_ip,
             s.rate_checkout_user,
             s.rate_window_seconds,
             s.rate_checkout_ip,
@@ -322,21 +310,12 @@ def start_checkout(
 # --- recording events ----------------------------------------------------------------------
 
 
-def _without_nul(value: Any) -> Any:
-    """jsonb cannot hold U+0000; a stored event must never fail on it."""
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
-    if isinstance(value, dict):
-        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_without_nul(v) for v in value]
-    return value
-
-
-def _record(db: Database, payload: dict[str, Any], body_sha256: str, source: str) -> CallbackReport:
+def _record(
+    db: Database, payload: dict[str, Any], event_sha256: str, source: str
+) -> CallbackReport:
     row = db.one(
         "select izgens.record_payment_event(%s::jsonb, %s, %s) as report",
-        (json.dumps(_without_nul(payload), ensure_ascii=False), body_sha256, source),
+        (json.dumps(jsonbody.storable(payload), ensure_ascii=False), event_sha256, source),
     )
     assert row is not None
     return CallbackReport.model_validate(row["report"])
@@ -347,8 +326,10 @@ def handle_callback(
 ) -> CallbackReport:
     """Verify a Plisio callback, then store and apply it in one SQL round trip.
 
-    A missing or wrong `verify_hash` raises `InvalidSignature` before anything is
-    written; only a log line (never the body) records the refusal.
+    A missing or wrong `verify_hash` (or a body that is not a JSON object) raises
+    `InvalidSignature` before anything is written; only a log line (never the body) records
+    the refusal. A verified event is identified by what was verified (its canonical form),
+    so a replay with its keys reordered or its spacing changed is a duplicate.
     """
     if secret_key is None:
         from izgens.config import get_settings
@@ -356,7 +337,7 @@ def handle_callback(
         configured = get_settings().plisio_secret_key
         secret_key = configured.get_secret_value() if configured else ""
     try:
-        verify_callback(raw_body, secret_key)
+        fields = verify_callback(raw_body, secret_key)
     except InvalidSignature as exc:
         log_event(
             logger,
@@ -366,8 +347,8 @@ def handle_callback(
             bytes=len(raw_body),
         )
         raise
-    payload = json.loads(raw_body)  # as received, verify_hash included
-    report = _record(db, payload, hashlib.sha256(raw_body).hexdigest(), "callback")
+    payload = jsonbody.parse(raw_body)  # as received, verify_hash included
+    report = _record(db, payload, canonical_sha256(fields), "callback")
     _log_report("plisio callback", report)
     return report
 
@@ -434,6 +415,7 @@ def reconcile_pending_purchases(
     *,
     older_than: timedelta = timedelta(minutes=30),
     limit: int = 100,
+    expire_uninvoiced_after: timedelta | None = None,
 ) -> ReconcileReport:
     """Settle purchases still `pending` after `older_than` from Plisio's own records.
 
@@ -441,7 +423,9 @@ def reconcile_pending_purchases(
     stamped so the next run moves on. Every operation found goes through
     `izgens.record_payment_event` with source `reconciliation`, so a lost callback and a
     late one end the same way and the pack is credited at most once. A purchase Plisio
-    cannot answer for now is counted in `errors` and tried again later.
+    cannot answer for now is counted in `errors` and tried again later. One that never got
+    an invoice, and of which Plisio knows nothing, is expired once older than
+    `expire_uninvoiced_after` (else counted `missing` on every run).
     """
     seconds = max(0, int(older_than.total_seconds()))
     rows = db.all(
@@ -465,13 +449,20 @@ def reconcile_pending_purchases(
             )
             continue
         if not operations:
+            if row["plisio_txn_id"] is None and expire_uninvoiced_after is not None:
+                expired = db.all(
+                    "select id from izgens.expire_uninvoiced_purchase(%s, %s)",
+                    (row["id"], max(0, int(expire_uninvoiced_after.total_seconds()))),
+                )
+                if expired:
+                    report.expired += 1
+                    log_event(logger, "purchase never invoiced; expired", purchase_id=purchase_id)
+                    continue
             report.missing += 1
             continue
         for op in operations:
             payload = operation_payload(op)
-            canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-            digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-            outcome = _record(db, payload, digest, "reconciliation")
+            outcome = _record(db, payload, canonical_sha256(payload), "reconciliation")
             if outcome.duplicate:
                 report.duplicates += 1
                 continue

@@ -14,9 +14,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from izgens.errors import InvalidRequest
+from izgens import jsonbody
+from izgens.errors import InvalidRequest, MalformedJson
 
-__all__ = ["InvalidSignature", "sign_callback", "verify_callback"]
+__all__ = ["InvalidSignature", "canonical_sha256", "sign_callback", "verify_callback"]
 
 _HASH_RE = re.compile(r"[0-9a-fA-F]{40}")
 
@@ -40,14 +41,24 @@ def _compact(fields: Mapping[str, Any], *, ensure_ascii: bool) -> str:
     return json.dumps(fields, separators=(",", ":"), ensure_ascii=ensure_ascii)
 
 
-def sign_callback(fields: Mapping[str, Any], secret: str) -> str:
-    """Plisio's `verify_hash` for a JSON callback, in its canonical form.
-
-    Keys sorted, compact separators, slashes and non-ASCII left raw, values as given; any
-    `verify_hash` already in `fields` is left out. The simulator signs with this.
-    """
+def _canonical(fields: Mapping[str, Any]) -> str:
+    """Keys sorted, compact separators, slashes and non-ASCII left raw, values as given;
+    any `verify_hash` in `fields` left out: what Plisio signs (§4.1)."""
     body = {k: fields[k] for k in sorted(fields) if k != "verify_hash"}
-    return _mac(secret, _compact(body, ensure_ascii=False))
+    return _compact(body, ensure_ascii=False)
+
+
+def sign_callback(fields: Mapping[str, Any], secret: str) -> str:
+    """Plisio's `verify_hash` for a JSON callback, in its canonical form (the simulator
+    signs with this)."""
+    return _mac(secret, _canonical(fields))
+
+
+def canonical_sha256(fields: Mapping[str, Any]) -> str:
+    """What identifies a verified event: the sha256 of its canonical form. The same fields
+    re-sent with other key order, spacing or escapes are the same event; `verify_hash`
+    itself is not part of it."""
+    return hashlib.sha256(_canonical(fields).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def verify_callback(raw_body: bytes, secret: str) -> dict[str, Any]:
@@ -62,9 +73,9 @@ def verify_callback(raw_body: bytes, secret: str) -> dict[str, Any]:
     if not secret:
         raise InvalidSignature("no Plisio secret is configured")
     try:
-        data = json.loads(raw_body)
-    except ValueError:  # also UnicodeDecodeError
-        raise InvalidSignature("the callback body is not JSON") from None
+        data = jsonbody.parse(raw_body)
+    except MalformedJson as exc:  # not UTF-8, not JSON, nested too deep
+        raise InvalidSignature(f"the callback {exc.detail.removeprefix('the ')}") from None
     if not isinstance(data, dict):
         raise InvalidSignature("the callback body is not a JSON object")
     received = data.pop("verify_hash", None)

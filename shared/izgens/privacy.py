@@ -97,9 +97,7 @@ class Privacy:
         return self.get_export(user_id, row["id"])
 
     def get_export(self, user_id: uuid.UUID, export_id: uuid.UUID) -> ExportView:
-        row = self.db.one(
-            "select * from public.data_exports where id = %s and user_id = %s", (export_id, user_id)
-        )
+        row = self.db.one("select * from izgens.user_export(%s, %s)", (user_id, export_id))
         if row is None:
             raise errors.NotFound("no such export")
         url = None

@@ -237,7 +237,8 @@ def test_a_bad_interval_is_refused(value: str) -> None:
 
 
 def test_cors_answers_the_configured_origin_only(serve: Callable[..., LifespanServer]) -> None:
-    """On AWS the Function URLs answer CORS; in the container the app does, for CORS_ORIGINS."""
+    """On AWS the Function URLs answer CORS; in the container the edge does (the dev
+    server's very implementation), for CORS_ORIGINS. Every preflight: tests/security."""
     server = serve(CORS_ORIGINS="https://app.example.com")
     preflight = httpx.options(
         f"{server.base}/generate/generations",
@@ -247,7 +248,7 @@ def test_cors_answers_the_configured_origin_only(serve: Callable[..., LifespanSe
             "Access-Control-Request-Headers": "authorization, content-type, idempotency-key",
         },
     )
-    assert preflight.status_code == 200, preflight.text
+    assert preflight.status_code == 204, preflight.text
     assert preflight.headers["access-control-allow-origin"] == "https://app.example.com"
     assert "POST" in preflight.headers["access-control-allow-methods"]
     assert "idempotency-key" in preflight.headers["access-control-allow-headers"].lower()

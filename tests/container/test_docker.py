@@ -56,9 +56,10 @@ def test_dockerfile_installs_the_project_without_extras_and_runs_the_container_a
     assert users and users[-1] not in ("root", "0"), users
     cmd = json.loads(next(args for op, args in steps if op == "CMD"))
     assert "uvicorn izgens.container:app --host 0.0.0.0 --port ${PORT:-8080}" in cmd[-1]
-    assert "--proxy-headers" in cmd[-1] and cmd[-1].startswith("exec ")
+    # uvicorn's proxy headers would take the client-written leftmost X-Forwarded-For entry
+    assert "--no-proxy-headers" in cmd[-1] and cmd[-1].startswith("exec ")
     env = " ".join(args for op, args in steps if op == "ENV")
-    assert "TRUST_FORWARDED_FOR=true" in env and "FORWARDED_ALLOW_IPS=*" in env
+    assert "CLIENT_IP_HEADER=X-Real-IP" in env and "FORWARDED_ALLOW_IPS" not in env
     healthcheck = next(args for op, args in steps if op == "HEALTHCHECK")
     assert "/health" in healthcheck
 

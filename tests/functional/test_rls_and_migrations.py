@@ -93,6 +93,64 @@ def test_api_roles_cannot_call_money_functions(
         as_role(db_url, role, a, "select izgens.grant_credits(%s, 1000, 'steal')", (a,))
 
 
+SEQUENCE_PRIVILEGES = ("USAGE", "SELECT", "UPDATE")
+
+
+def _sequence_grants(url: str) -> list[tuple[str, str, str]]:
+    """(sequence, role, privilege) of every privilege an API role holds on a sequence."""
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "select n.nspname || '.' || c.relname, r.role, p.privilege"
+            " from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+            " cross join (values ('anon'), ('authenticated')) r(role)"
+            " cross join unnest(%s::text[]) p(privilege)"
+            " where c.relkind = 'S' and n.nspname in ('public', 'izgens')"
+            " and has_sequence_privilege(r.role, c.oid, p.privilege)",
+            (list(SEQUENCE_PRIVILEGES),),
+        ).fetchall()
+
+
+def test_api_roles_hold_no_privilege_on_any_sequence(db_url: str, db: Database) -> None:
+    """Supabase's default privileges hand anon and authenticated USAGE/SELECT/UPDATE on
+    every new sequence (credit_ledger's and payment_events' identities): none are left,
+    and a sequence a later migration creates gets none either, even after the local
+    bootstrap ran again."""
+    with psycopg.connect(db_url) as conn:
+        identities = conn.execute(
+            "select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+            " where c.relkind = 'S' and n.nspname = 'public'"
+        ).fetchone()
+    assert identities is not None and identities[0] >= 2
+    assert _sequence_grants(db_url) == []
+    apply_migrations(db_url, bootstrap_auth=True)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("create table public.later (id bigint generated always as identity)")
+    assert _sequence_grants(db_url) == []
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        as_role(db_url, "authenticated", None, "select setval('public.credit_ledger_id_seq', 1)")
+
+
+def test_the_bootstrap_starts_from_supabases_default_privileges(pg_admin_url: str) -> None:
+    """The starting point the test above is measured against: on a database that only had
+    the bootstrap (a new Supabase project), a new sequence is granted to the API roles."""
+    from psycopg.conninfo import make_conninfo
+
+    from izgens.migrations import bootstrap_path
+
+    name = f"izgens_boot_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+        admin.execute(f'create database "{name}"')
+    try:
+        url = make_conninfo(pg_admin_url, dbname=name)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(bootstrap_path().read_text())
+            conn.execute("create sequence public.fresh")
+        assert ("public.fresh", "authenticated", "UPDATE") in _sequence_grants(url)
+    finally:
+        with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+            admin.execute(f'drop database if exists "{name}" with (force)')
+
+
 def test_migrations_twice_is_a_no_op(db_url: str) -> None:
     assert pending(db_url) == []
     assert apply_migrations(db_url, bootstrap_auth=True) == []

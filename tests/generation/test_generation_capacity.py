@@ -1,14 +1,17 @@
 """When the provider is at capacity (429: requests per minute, or its queued-task cap) a
 generation is accepted and waits, queued; the dispatcher submits the waiting ones later in
-order of arrival, each exactly once, and never fails one for capacity alone."""
+order of arrival, each exactly once. Nothing waits forever: one that waited longer than
+GENERATION_MAX_WAIT_MINUTES is failed (`capacity_timeout`) and refunded exactly once."""
 
 from __future__ import annotations
 
 import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from izgens.config import reset_settings
 from izgens.generations import Lifecycle
 from tests.generation.conftest import GenEnv, wait_for
 
@@ -117,3 +120,73 @@ def test_concurrent_dispatchers_never_submit_a_generation_twice(env: GenEnv) -> 
     assert sorted(provider_order(env)) == sorted(g["id"] for g in gens)
     wait_for(lambda: all(env.row(g["id"])["status"] == "completed" for g in gens), 20)
     assert env.balance(user) == 10_000 - sum(g["cost"] for g in gens)
+
+
+def test_a_generation_waiting_past_the_limit_is_failed_and_refunded_exactly_once(
+    env: GenEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The provider answering 429 for hours (or a used-up trial quota): after 30 minutes of
+    waiting a generation ends, failed with a clear code and its credits back, once, however
+    many reconciliations race; a younger one keeps its place."""
+    env.sim.config.rpm = 1
+    user = env.user()
+    first = env.accepted(user, "the one that got in")
+    old, young, newest = (env.accepted(user, f"waits #{i}") for i in range(3))
+    assert [g["status"] for g in (old, young, newest)] == ["queued"] * 3
+    env.age(old["id"], 31 * 60)
+    env.age(young["id"], 29 * 60)
+
+    with ThreadPoolExecutor(4) as pool:
+        barrier = threading.Barrier(4)
+
+        def run(_: int) -> dict[str, int]:
+            barrier.wait()
+            return env.reconcile()
+
+        rounds = list(pool.map(run, range(4)))
+    rounds.append(env.reconcile())  # a claimed-then-deferred one is failed by a later run
+    assert sum(r["failed_waiting"] for r in rounds) == 1, rounds
+
+    failed = env.row(old["id"])
+    assert failed["status"] == "failed" and failed["error_code"] == "capacity_timeout"
+    assert "30 minutes" in failed["error_message"]
+    assert env.ledger(old["id"]) == [
+        ("generation", -old["cost"]),
+        ("generation_refund", old["cost"]),
+    ]
+    for gen in (young, newest):
+        assert env.row(gen["id"])["status"] == "queued"
+        assert env.ledger(gen["id"]) == [("generation", -gen["cost"])]
+    assert env.sim_tasks(old["id"]) == []  # never sent
+    assert env.balance(user) == 10_000 - first["cost"] - young["cost"] - newest["cost"]
+    seen = env.status(user, old["id"]).json()
+    assert seen["status"] == "failed" and seen["error"]["code"] == "capacity_timeout"
+
+    # the limit is a setting: at 20 minutes the younger one has waited too long as well
+    monkeypatch.setenv("GENERATION_MAX_WAIT_MINUTES", "20")
+    reset_settings()
+    assert env.reconcile()["failed_waiting"] == 1
+    assert env.row(young["id"])["error_code"] == "capacity_timeout"
+    assert env.row(newest["id"])["status"] == "queued"
+
+
+def test_the_wait_limit_sql_refunds_once_under_concurrency(env: GenEnv) -> None:
+    env.sim.config.rpm = 0
+    user = env.user()
+    gens = [env.accepted(user, f"stars #{i}") for i in range(6)]
+    for gen in gens:
+        env.age(gen["id"], 3600)
+    barrier = threading.Barrier(8)
+
+    def expire(_: int) -> int:
+        barrier.wait()
+        return len(env.db.all("select id from izgens.fail_waiting_generations(1800, 100)"))
+
+    with ThreadPoolExecutor(8) as pool:
+        assert sum(pool.map(expire, range(8))) == 6
+    for gen in gens:
+        assert env.ledger(gen["id"]) == [
+            ("generation", -gen["cost"]),
+            ("generation_refund", gen["cost"]),
+        ]
+    assert env.balance(user) == 10_000

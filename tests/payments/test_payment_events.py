@@ -73,6 +73,71 @@ def test_ten_concurrent_deliveries_of_one_completed_callback_credit_once(db: Dat
     assert len(purchase_entries(db, pid)) == 1 and balance(db, user) == STARTER
 
 
+def _replays(body: bytes, count: int = 20) -> list[bytes]:
+    """The same verified fields as `count` different byte strings: keys reordered, other
+    spacing, escaped or raw non-ASCII, an upper-case verify_hash, surrounding whitespace."""
+    fields = json.loads(body)
+    keys = list(fields)
+    separators = [(",", ":"), (", ", ": "), (",\n  ", " : ")]
+    made = []
+    for i in range(count):
+        order = keys[i % len(keys) :] + keys[: i % len(keys)]
+        if i % 2:
+            order.reverse()
+        doc = {k: fields[k] for k in order}
+        if i % 7 == 3:
+            doc["verify_hash"] = doc["verify_hash"].upper()
+        text = json.dumps(doc, separators=separators[i % 3], ensure_ascii=i % 4 == 0)
+        made.append((" " * (i % 3) + text + "\n" * (i % 2)).encode())
+    assert len(set(made)) == count
+    return made
+
+
+def test_a_replay_with_other_bytes_but_the_same_verified_fields_is_a_duplicate(
+    db: Database,
+) -> None:
+    """What was verified identifies the event, not its bytes: 20 replays with keys
+    reordered or spacing changed used to be 20 rows, kept for 7 years."""
+    user = make_user(db)
+    pid = new_purchase(db, user)
+    body = callback_body(str(pid), "completed", order_name="500 crédits / €")
+    reports = [deliver(db, replay) for replay in _replays(body)]
+    assert not reports[0].duplicate and reports[0].credited
+    assert all(r.duplicate and not r.credited for r in reports[1:])
+    assert {r.event_id for r in reports} == {reports[0].event_id}
+    [event] = events(db)
+    assert event["payload"] == json.loads(_replays(body)[0])  # the first one, as received
+    assert len(purchase_entries(db, pid)) == 1 and balance(db, user) == STARTER
+
+
+def test_concurrent_replays_with_other_bytes_store_one_event(db: Database) -> None:
+    user = make_user(db)
+    pid = new_purchase(db, user)
+    replays = _replays(callback_body(str(pid), "completed"))
+    with ThreadPoolExecutor(10) as pool:
+        reports = list(pool.map(lambda b: deliver(db, b), replays))
+    assert sum(r.credited for r in reports) == 1
+    assert sum(not r.duplicate for r in reports) == 1
+    assert len(events(db)) == 1 and balance(db, user) == STARTER
+
+
+def test_the_event_key_is_the_canonical_form_verify_hash_signs(db: Database) -> None:
+    """Another field value is another event; the key is the sha256 of exactly what Plisio
+    signs (so it never depends on how the bytes were laid out)."""
+    import hashlib
+
+    user = make_user(db)
+    pid = new_purchase(db, user)
+    body = callback_body(str(pid), "pending", confirmations="1")
+    deliver(db, body)
+    deliver(db, callback_body(str(pid), "pending", confirmations="2"))
+    first, second = events(db)
+    fields = {k: v for k, v in json.loads(body).items() if k != "verify_hash"}
+    canonical = json.dumps(dict(sorted(fields.items())), separators=(",", ":"), ensure_ascii=False)
+    assert first["body_sha256"] == hashlib.sha256(canonical.encode()).hexdigest()
+    assert first["body_sha256"] != second["body_sha256"]
+
+
 def test_concurrent_different_paying_events_still_credit_once(db: Database) -> None:
     """completed and mismatch bodies of one order (e.g. confirmations going up) at once."""
     user = make_user(db)

@@ -123,17 +123,69 @@ def test_reconciliation_is_bounded_per_run(db: Database, lost_callbacks: PlisioE
     assert balance(db, user) == 1500
 
 
-def test_a_purchase_plisio_never_invoiced_is_counted_missing(
+def test_a_purchase_plisio_never_invoiced_is_missing_until_the_limit_then_expired(
     db: Database, lost_callbacks: PlisioEnv
 ) -> None:
+    """Nothing waits forever: a purchase whose checkout never got an invoice (Plisio failed,
+    the buyer gave up) is `missing` while young, then expired, once, and counted so."""
     from tests.payments.support import new_purchase
 
     user = make_user(db)
     pid = new_purchase(db, user)  # no invoice was ever made
     db.execute(AGED)
-    report = reconcile(db, lost_callbacks)
-    assert (report.checked, report.missing, report.events) == (1, 1, 0)
+    limit = timedelta(hours=24)
+    report = reconcile(db, lost_callbacks, expire_uninvoiced_after=limit)
+    assert (report.checked, report.missing, report.expired, report.events) == (1, 1, 0, 0)
     assert purchase(db, pid)["status"] == "pending"
+
+    db.execute(
+        "update public.purchases set created_at = now() - interval '25 hours', reconciled_at = null"
+    )
+    report = reconcile(db, lost_callbacks, expire_uninvoiced_after=limit)
+    assert (report.checked, report.missing, report.expired, report.events) == (1, 0, 1, 0)
+    row = purchase(db, pid)
+    assert row["status"] == "expired" and row["credited_at"] is None and row["flagged"] is None
+    db.execute("update public.purchases set reconciled_at = null")
+    assert reconcile(db, lost_callbacks, expire_uninvoiced_after=limit).checked == 0
+    assert events(db) == [] and balance(db, user) == 0
+
+    # money that shows up after all still completes it, once
+    late = payments.handle_callback(db, callback_body(str(pid), "completed"), secret_key=SECRET)
+    assert late.credited and purchase(db, pid)["status"] == "completed"
+    assert balance(db, user) == 500
+
+
+def test_only_never_invoiced_purchases_expire(db: Database, lost_callbacks: PlisioEnv) -> None:
+    """One with an invoice is Plisio's to end (its invoice expires there and reconciliation
+    records that); the SQL refuses to expire it, however old."""
+    user = make_user(db)
+    pid = buy(db, user)
+    db.execute("update public.purchases set created_at = now() - interval '30 days'")
+    assert db.all("select * from izgens.expire_uninvoiced_purchase(%s, 0)", (pid,)) == []
+    report = reconcile(db, lost_callbacks, expire_uninvoiced_after=timedelta(hours=1))
+    assert (report.expired, report.events) == (0, 1)  # its open invoice, recorded
+    assert purchase(db, pid)["status"] == "pending"
+
+
+def test_the_purchases_job_expires_with_the_configured_limit(
+    db: Database, lost_callbacks: PlisioEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from izgens.cleanup import run_jobs
+    from tests.payments.support import new_purchase
+
+    user = make_user(db)
+    young, old = new_purchase(db, user), new_purchase(db, user)
+    db.execute(
+        "update public.purchases set created_at = now() - interval '3 hours' where id = %s", (old,)
+    )
+    db.execute(
+        "update public.purchases set created_at = now() - interval '1 hour' where id = %s", (young,)
+    )
+    monkeypatch.setenv("PURCHASE_INVOICE_TIMEOUT_HOURS", "2")
+    reset_settings()
+    counts = run_jobs(["purchases"])["purchases"]
+    assert (counts["checked"], counts["expired"], counts["missing"]) == (2, 1, 1)
+    assert purchase(db, old)["status"] == "expired" and purchase(db, young)["status"] == "pending"
 
 
 def test_plisio_unavailable_is_counted_and_left_for_the_next_run(

@@ -42,11 +42,12 @@ ALL_LIMITS = (
 
 
 def _limits(monkeypatch: pytest.MonkeyPatch, **limits: int) -> None:
-    """Every limit out of the way except those given; addresses from X-Forwarded-For."""
+    """Every limit out of the way except those given; addresses from X-Forwarded-For (its
+    last entry: the test plays the proxy that appended it)."""
     for name in ALL_LIMITS:
         monkeypatch.setenv(name, str(limits.get(name, 100_000)))
     monkeypatch.setenv("RATE_WINDOW_SECONDS", str(WINDOW))
-    monkeypatch.setenv("TRUST_FORWARDED_FOR", "true")
+    monkeypatch.setenv("TRUSTED_PROXY_HOPS", "1")  # the test client plays the one proxy
     reset_settings()
 
 
@@ -179,20 +180,41 @@ def test_the_per_address_limit_holds_under_concurrency_and_refusals_write_nothin
     assert other.status_code < 300, other.text
 
 
+@pytest.mark.parametrize(
+    "action",
+    ["upload", "checkout", "export", "generate"],
+)
 def test_ipv6_addresses_of_one_subscriber_share_a_bucket(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, action: str
+) -> None:
+    """Every per-address limit: rotating through a /64 (one subscriber's allocation) does
+    not reset it; an IPv4-mapped address counts as its IPv4 address."""
+    _limits(monkeypatch, **{f"RATE_{action.upper()}_IP": 2})
+    spec = ACTIONS[action]
+
+    def ok(address: str) -> None:
+        response = _call(stack, spec, stack.token, address)()
+        assert response.status_code < 300, (address, response.text)
+
+    ok("2001:db8:1:2::1")
+    ok("2001:db8:1:2:ffff::9")
+    assert_problem(_call(stack, spec, stack.token, "2001:db8:1:2::abcd")(), 429)
+    ok("2001:db8:1:3::1")  # the next /64
+    ok("::ffff:192.0.2.1")
+    ok("192.0.2.1")
+    assert_problem(_call(stack, spec, stack.token, "192.0.2.1")(), 429)
+
+
+def test_failed_tokens_of_one_ipv6_subscriber_share_a_bucket(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Rotating through a /64 (one subscriber's allocation) does not reset the limit; an
-    IPv4-mapped address counts as its IPv4 address."""
-    _limits(monkeypatch, RATE_UPLOAD_IP=2)
-    spec = ACTIONS["upload"]
-    assert _call(stack, spec, stack.token, "2001:db8:1:2::1")().status_code == 201
-    assert _call(stack, spec, stack.token, "2001:db8:1:2:ffff::9")().status_code == 201
-    assert_problem(_call(stack, spec, stack.token, "2001:db8:1:2::abcd")(), 429)
-    assert _call(stack, spec, stack.token, "2001:db8:1:3::1")().status_code == 201  # next /64
-    assert _call(stack, spec, stack.token, "::ffff:192.0.2.1")().status_code == 201
-    assert _call(stack, spec, stack.token, "192.0.2.1")().status_code == 201
-    assert_problem(_call(stack, spec, stack.token, "192.0.2.1")(), 429)
+    _limits(monkeypatch, RATE_AUTH_FAILURES_IP=2)
+    forged = {"Authorization": f"Bearer {forged_tokens(stack.dev, stack.user)['expired']}"}
+    statuses = [
+        stack.api.get("/account/me", headers={**forged, "X-Forwarded-For": address}).status_code
+        for address in ("2001:db8:9::1", "2001:db8:9:0:1::1", "2001:db8:9::ffff", "2001:db8:a::1")
+    ]
+    assert statuses == [401, 401, 429, 401]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -330,6 +352,35 @@ def test_the_sql_limit_never_over_admits_under_contention(db: Database) -> None:
     assert results.count(0) == 10
     assert all(1 <= r <= 3600 for r in results if r)
     assert _hits(db, "race:user:x") == 10
+
+
+def test_windows_are_counted_on_the_pinned_clock_so_no_boundary_falls_in_a_test(
+    db_url: str, db: Database
+) -> None:
+    """Tests pin `izgens.clock()` (tests/conftest.py): a window never ends mid-test, and
+    moving the clock is how a test sees the next one. Unpinned, it is now()."""
+    from datetime import timedelta
+
+    import psycopg
+
+    from tests.conftest import pin_rate_clock
+
+    def hit(url: str) -> int:
+        with psycopg.connect(url, autocommit=True) as conn:
+            row = conn.execute("select izgens.rate_limit('clock:user:x', 2, 60)").fetchone()
+        assert row is not None
+        return int(row[0])
+
+    pinned = db.one("select izgens.clock() as at, now() as now")
+    assert pinned is not None and pinned["at"] != pinned["now"]
+    first = [hit(db_url) for _ in range(3)]
+    assert first[:2] == [0, 0] and 1 <= first[2] <= 60
+    pin_rate_clock(db_url, pinned["at"] + timedelta(seconds=60))
+    assert [hit(db_url) for _ in range(3)][:2] == [0, 0]  # the next window
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("set izgens.clock = ''")
+        row = conn.execute("select izgens.clock() = now()").fetchone()
+    assert row == (True,)
 
 
 @pytest.mark.parametrize(

@@ -57,7 +57,14 @@ $$;
 
 -- Supabase grants broad table privileges to the API roles by default and relies on RLS;
 -- mirror that so the migrations' RLS and revokes are tested against the same starting point.
+-- The default privileges are set once, on a database no migration has touched yet, as on a
+-- new Supabase project: a later run must not undo what the migrations revoked.
 grant usage on schema public to anon, authenticated, service_role;
-alter default privileges in schema public grant all on tables to anon, authenticated, service_role;
-alter default privileges in schema public grant all on functions to anon, authenticated, service_role;
-alter default privileges in schema public grant all on sequences to anon, authenticated, service_role;
+do $$
+begin
+  if not exists (select 1 from pg_namespace where nspname = 'supabase_migrations') then
+    alter default privileges in schema public grant all on tables to anon, authenticated, service_role;
+    alter default privileges in schema public grant all on functions to anon, authenticated, service_role;
+    alter default privileges in schema public grant all on sequences to anon, authenticated, service_role;
+  end if;
+end $$;

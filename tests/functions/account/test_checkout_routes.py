@@ -182,13 +182,17 @@ def test_purchases_are_paged_and_never_another_users(
     first = seen[0]
     assert {"id", "status", "credits", "amount", "currency", "created_at"} <= set(first)
     assert (first["status"], first["credits"], first["amount"]) == ("pending", 500, "5.00")
-    # forged paging is refused; a signed-in stranger sees an empty list
+    # forged paging is refused; a user who bought nothing sees an empty list, a token whose
+    # user does not exist (or no longer: purged) gets 401
     for query in ("limit=0", "limit=101", "cursor=%%%", "cursor=WyJ4Il0", "cursor=" + "A" * 300):
         assert_problem(api.get(f"/account/purchases?{query}", headers=auth), 422, "invalid_request")
-    assert api.get("/account/purchases", headers=bearer(dev_server.token(uuid.uuid4()))).json() == {
+    newcomer = bearer(dev_server.token(make_user(db)))
+    assert api.get("/account/purchases", headers=newcomer).json() == {
         "items": [],
         "next_cursor": None,
     }
+    nobody = bearer(dev_server.token(uuid.uuid4()))
+    assert_problem(api.get("/account/purchases", headers=nobody), 401, "unauthenticated")
 
 
 def test_openapi_lists_the_shop_routes(api: httpx.Client) -> None:
