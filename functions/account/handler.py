@@ -12,7 +12,15 @@ from fastapi import Header, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from izgens import accounts, credits, payments
-from izgens.http import CurrentUser, Db, client_ip, create_app, lambda_handler, problem_responses
+from izgens.http import (
+    CurrentUser,
+    Db,
+    blocking,
+    client_ip,
+    create_app,
+    lambda_handler,
+    problem_responses,
+)
 from izgens.paging import DEFAULT_LIMIT, MAX_LIMIT, Page
 
 __all__ = ["app", "handler"]
@@ -45,8 +53,8 @@ IdempotencyKey = Annotated[str, Header(alias="Idempotency-Key", min_length=1, ma
 
 
 @app.get("/me", response_model=accounts.Account)
-def get_me(user: CurrentUser, db: Db) -> accounts.Account:
-    return accounts.get_account(db, user.id)
+async def get_me(user: CurrentUser, db: Db) -> accounts.Account:
+    return await blocking(accounts.get_account, db, user.id)
 
 
 class ProfileUpdate(BaseModel):
@@ -59,25 +67,25 @@ class ProfileUpdate(BaseModel):
 
 
 @app.patch("/me", response_model=accounts.Account)
-def update_me(body: ProfileUpdate, user: CurrentUser, db: Db) -> accounts.Account:
-    return accounts.update_profile(db, user.id, body.model_dump(exclude_unset=True))
+async def update_me(body: ProfileUpdate, user: CurrentUser, db: Db) -> accounts.Account:
+    return await blocking(accounts.update_profile, db, user.id, body.model_dump(exclude_unset=True))
 
 
 @app.post("/me/age-confirmation", response_model=accounts.Account)
-def confirm_age(body: AgeConfirmation, user: CurrentUser, db: Db) -> accounts.Account:
-    return accounts.confirm_age(db, user.id)
+async def confirm_age(body: AgeConfirmation, user: CurrentUser, db: Db) -> accounts.Account:
+    return await blocking(accounts.confirm_age, db, user.id)
 
 
 @app.get("/ledger", response_model=Page[credits.LedgerEntry])
-def get_ledger(
+async def get_ledger(
     user: CurrentUser, db: Db, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> Page[credits.LedgerEntry]:
-    return credits.ledger_page(db, user.id, limit=limit, cursor=cursor)
+    return await blocking(credits.ledger_page, db, user.id, limit=limit, cursor=cursor)
 
 
 @app.get("/packs", response_model=list[payments.Pack])
-def get_packs(user: CurrentUser, db: Db) -> list[payments.Pack]:
-    return payments.list_packs(db, user.id)
+async def get_packs(user: CurrentUser, db: Db) -> list[payments.Pack]:
+    return await blocking(payments.list_packs, db, user.id)
 
 
 @app.post(
@@ -86,7 +94,7 @@ def get_packs(user: CurrentUser, db: Db) -> list[payments.Pack]:
     response_model=payments.Checkout,
     responses=problem_responses(403, 409),
 )
-def checkout(
+async def checkout(
     body: CheckoutRequest,
     request: Request,
     user: CurrentUser,
@@ -95,7 +103,8 @@ def checkout(
 ) -> payments.Checkout:
     """A pending purchase and its Plisio invoice; the same Idempotency-Key again answers
     the same purchase and invoice, another pack with that key is 409."""
-    return payments.start_checkout(
+    return await blocking(
+        payments.start_checkout,
         db,
         user_id=user.id,
         pack_id=body.pack_id,
@@ -105,10 +114,10 @@ def checkout(
 
 
 @app.get("/purchases", response_model=Page[payments.Purchase])
-def get_purchases(
+async def get_purchases(
     user: CurrentUser, db: Db, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> Page[payments.Purchase]:
-    return payments.list_purchases(db, user.id, limit=limit, cursor=cursor)
+    return await blocking(payments.list_purchases, db, user.id, limit=limit, cursor=cursor)
 
 
 handler = lambda_handler(app)

@@ -13,7 +13,14 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from izgens import catalog
 from izgens.generations import GenerationView, Lifecycle, request_hash
-from izgens.http import CurrentUser, client_ip, create_app, lambda_handler, problem_responses
+from izgens.http import (
+    CurrentUser,
+    blocking,
+    client_ip,
+    create_app,
+    lambda_handler,
+    problem_responses,
+)
 
 app = create_app("generate", title="izgens generate", description="Quotes, uploads, generations.")
 
@@ -110,7 +117,7 @@ def _quote(plan: catalog.Plan, credits: int) -> Quote:
 
 
 @app.get("/quote", response_model=Quote)
-def get_quote(
+async def get_quote(
     user: CurrentUser,
     model: Annotated[str | None, Query(max_length=100)] = None,
     resolution: Annotated[str | None, Query(max_length=20)] = None,
@@ -127,18 +134,18 @@ def get_quote(
         duration=duration,
         generate_audio=generate_audio,
     )
-    return _quote(*lifecycle().quote(user.id, spec))
+    return _quote(*await blocking(lifecycle().quote, user.id, spec))
 
 
 @app.post("/quote", response_model=Quote)
-def post_quote(body: QuoteRequest, user: CurrentUser) -> Quote:
+async def post_quote(body: QuoteRequest, user: CurrentUser) -> Quote:
     """Exactly what `POST /generations` with this body would debit now, references included."""
     spec = catalog.GenerationSpec.model_validate(body.model_dump())
-    return _quote(*lifecycle().quote(user.id, spec))
+    return _quote(*await blocking(lifecycle().quote, user.id, spec))
 
 
 @app.get("/models", response_model=list[ModelView])
-def get_models() -> list[ModelView]:
+async def get_models() -> list[ModelView]:
     """The catalog: public, so a signed-out page can show what is on offer."""
     views = []
     for info in catalog.MODELS.values():
@@ -175,11 +182,11 @@ def get_models() -> list[ModelView]:
 
 
 @app.post("/uploads", status_code=201, response_model=Upload, responses=problem_responses(403))
-def create_upload(body: UploadRequest, user: CurrentUser, request: Request) -> Upload:
+async def create_upload(body: UploadRequest, user: CurrentUser, request: Request) -> Upload:
     from izgens import uploads
 
-    presigned = uploads.create_upload(
-        user.id, body.content_type, body.bytes, client_ip=client_ip(request)
+    presigned = await blocking(
+        uploads.create_upload, user.id, body.content_type, body.bytes, client_ip=client_ip(request)
     )
     return Upload(
         key=presigned["key"],
@@ -195,18 +202,23 @@ def create_upload(body: UploadRequest, user: CurrentUser, request: Request) -> U
     response_model=GenerationView,
     responses=problem_responses(402, 403, 409),
 )
-def create_generation(
+async def create_generation(
     body: catalog.GenerationSpec, user: CurrentUser, request: Request, key: IdempotencyKey
 ) -> GenerationView:
     life = lifecycle()
-    gen = life.start(
-        user.id,
-        body,
-        idempotency_key=key,
-        body_hash=request_hash(body.model_dump(exclude_unset=True)),
-        client_ip=client_ip(request),
-    )
-    return life.view(gen)
+
+    def admit() -> GenerationView:
+        return life.view(
+            life.start(
+                user.id,
+                body,
+                idempotency_key=key,
+                body_hash=request_hash(body.model_dump(exclude_unset=True)),
+                client_ip=client_ip(request),
+            )
+        )
+
+    return await blocking(admit)
 
 
 @app.post(
@@ -215,7 +227,7 @@ def create_generation(
     response_model=GenerationView,
     responses=problem_responses(402, 403, 409),
 )
-def recreate(
+async def recreate(
     generation_id: uuid.UUID,
     body: RecreateRequest,
     user: CurrentUser,
@@ -223,18 +235,21 @@ def recreate(
     key: IdempotencyKey,
 ) -> GenerationView:
     life = lifecycle()
-    original = life.get(user.id, generation_id)
-    spec = original.spec.model_copy(update={"seed": body.seed})
     document = {"recreate": str(generation_id), **body.model_dump(exclude_unset=True)}
-    gen = life.start(
-        user.id,
-        spec,
-        idempotency_key=key,
-        body_hash=request_hash(document),
-        client_ip=client_ip(request),
-        recreated_from=original.id,
-    )
-    return life.view(gen)
+
+    def admit() -> GenerationView:
+        return life.view(
+            life.recreate(
+                user.id,
+                generation_id,
+                seed=body.seed,
+                idempotency_key=key,
+                body_hash=request_hash(document),
+                client_ip=client_ip(request),
+            )
+        )
+
+    return await blocking(admit)
 
 
 handler = lambda_handler(app)

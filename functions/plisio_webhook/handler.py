@@ -12,7 +12,7 @@ from __future__ import annotations
 from fastapi import Request
 from pydantic import BaseModel
 
-from izgens.http import create_app, lambda_handler
+from izgens.http import blocking, create_app, lambda_handler
 
 __all__ = ["Ack", "app", "handler"]
 
@@ -30,13 +30,11 @@ class Ack(BaseModel):
 @app.post("/plisio/callback", response_model=Ack)
 async def plisio_callback(request: Request) -> Ack:
     """Plisio's JSON callback; the exact bytes received are what `verify_hash` signs."""
-    from starlette.concurrency import run_in_threadpool
-
     from izgens import payments
     from izgens.db import get_database
 
     raw = await request.body()
-    await run_in_threadpool(payments.handle_callback, get_database(), raw)
+    await blocking(payments.handle_callback, get_database(), raw)
     return Ack(ok=True)
 
 

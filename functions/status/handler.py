@@ -7,14 +7,12 @@ with the provider in the last few seconds.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Query, Request, Response
 
-from izgens import generations
 from izgens.generations import GenerationView, Lifecycle
-from izgens.http import CurrentUser, create_app, lambda_handler, problem_responses
+from izgens.http import CurrentUser, blocking, create_app, lambda_handler, problem_responses
 from izgens.paging import DEFAULT_LIMIT, MAX_LIMIT, Page
 
 app = create_app("status", title="izgens status", description="History, status, delete, callbacks.")
@@ -28,26 +26,20 @@ def lifecycle() -> Lifecycle:
 
 
 @app.get("/generations", response_model=Page[GenerationView])
-def history(
+async def history(
     user: CurrentUser, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> Page[GenerationView]:
-    return lifecycle().history(user.id, limit=limit, cursor=cursor)
+    return await blocking(lifecycle().history, user.id, limit=limit, cursor=cursor)
 
 
 @app.get("/generations/{generation_id}", response_model=GenerationView)
-def get_generation(generation_id: uuid.UUID, user: CurrentUser) -> GenerationView:
-    life = lifecycle()
-    gen = life.get(user.id, generation_id)
-    checked = gen.checked_at or gen.updated_at
-    age = (datetime.now(UTC) - checked).total_seconds()
-    if gen.status in ("submitted", "running") and age > generations.REFRESH_AFTER_SECONDS:
-        gen = life.refresh(gen)
-    return life.view(gen)
+async def get_generation(generation_id: uuid.UUID, user: CurrentUser) -> GenerationView:
+    return await blocking(lifecycle().read, user.id, generation_id)
 
 
 @app.delete("/generations/{generation_id}", status_code=204)
-def delete_generation(generation_id: uuid.UUID, user: CurrentUser) -> Response:
-    lifecycle().delete(user.id, generation_id)
+async def delete_generation(generation_id: uuid.UUID, user: CurrentUser) -> Response:
+    await blocking(lifecycle().delete, user.id, generation_id)
     return Response(status_code=204)
 
 
@@ -57,12 +49,10 @@ async def byteplus_callback(
 ) -> dict[str, bool]:
     """The body is a hint only: the token is checked before the body is read, then the
     task is re-read from the API. Any body that is not a JSON object naming a task is 4xx."""
-    from starlette.concurrency import run_in_threadpool
-
     life = lifecycle()
     generation_id = life.callback_generation(token)
     task_id = _task_id(await request.body())
-    await run_in_threadpool(life.handle_callback, generation_id, task_id)
+    await blocking(life.handle_callback, generation_id, task_id)
     return {"ok": True}
 
 

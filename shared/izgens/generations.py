@@ -236,6 +236,16 @@ class Lifecycle:
             raise errors.NotFound("no such generation")
         return Generation.model_validate(row)
 
+    def read(self, user_id: uuid.UUID, generation_id: uuid.UUID) -> GenerationView:
+        """A status read: the row (one SQL); the provider is asked only about one in flight
+        that was not checked in the last REFRESH_AFTER_SECONDS."""
+        gen = self.get(user_id, generation_id)
+        checked = gen.checked_at or gen.updated_at
+        age = (datetime.now(checked.tzinfo) - checked).total_seconds()
+        if gen.status in ("submitted", "running") and age > REFRESH_AFTER_SECONDS:
+            gen = self.refresh(gen)
+        return self.view(gen)
+
     def history(
         self, user_id: uuid.UUID, *, limit: int = DEFAULT_LIMIT, cursor: str | None = None
     ) -> Page[GenerationView]:
@@ -362,6 +372,27 @@ class Lifecycle:
         if result["created"] and result["submit"]:
             gen = self.submit(gen, (plan, references))
         return gen
+
+    def recreate(
+        self,
+        user_id: uuid.UUID,
+        generation_id: uuid.UUID,
+        *,
+        seed: int | None,
+        idempotency_key: str,
+        body_hash: str,
+        client_ip: str | None,
+    ) -> Generation:
+        """A new generation with the caller's original's parameters (and a new seed)."""
+        original = self.get(user_id, generation_id)
+        return self.start(
+            user_id,
+            original.spec.model_copy(update={"seed": seed}),
+            idempotency_key=idempotency_key,
+            body_hash=body_hash,
+            client_ip=client_ip,
+            recreated_from=original.id,
+        )
 
     # -- submission ---------------------------------------------------------------------------
 

@@ -7,12 +7,13 @@ the same problem+json writer, so a client only ever sees one error shape.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import re
 import sys
 import time
 import uuid
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -27,6 +28,9 @@ from izgens.auth import User
 from izgens.db import Database
 from izgens.logs import configure_logging, log_event, request_id_var
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
 
@@ -34,6 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PROBLEM_RESPONSES",
+    "blocking",
     "CurrentUser",
     "Db",
     "after_restore",
@@ -328,6 +333,7 @@ class EdgeMiddleware:
             await self.app(scope, receive, send)
             return
         scope = {**scope, _EDGE_DONE: True}
+        inline = _inline_blocking.set("aws.event" in scope)
         limit = self.max_body if self.max_body is not None else self._configure()
         headers = dict(scope.get("headers") or [])
         given = headers.get(b"x-request-id", b"").decode("latin-1")
@@ -403,6 +409,7 @@ class EdgeMiddleware:
                 duration_ms=round((time.perf_counter() - started) * 1000, 1),
             )
             request_id_var.reset(token)
+            _inline_blocking.reset(inline)
 
     def _cors_origin(self, headers: dict[bytes, bytes]) -> bytes | None:
         """The request's Origin when it is one of CORS_ORIGINS (exactly), else None."""
@@ -488,10 +495,29 @@ def after_restore() -> None:
         storage.reset_credentials()
 
 
+# A request that came through Mangum is a Lambda invocation: the only one its process is
+# serving, so blocking work runs right where it is asked for (a worker thread per call cost
+# about half a warm request). Under uvicorn (the container, the dev server) it goes to a
+# thread, as FastAPI does with a `def` route, so one slow call never stalls the others.
+_inline_blocking: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "izgens_inline_blocking", default=False
+)
+
+
+async def blocking(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run sync library code (the database, the bucket, a provider) from an async route:
+    the one way every route calls it (see `_inline_blocking`)."""
+    if _inline_blocking.get():
+        return fn(*args, **kwargs)
+    from starlette.concurrency import run_in_threadpool
+
+    return await run_in_threadpool(fn, *args, **kwargs)
+
+
 _bearer = HTTPBearer(auto_error=False, description="Supabase access token")
 
 
-def current_user(
+async def current_user(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
@@ -503,9 +529,9 @@ def current_user(
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise errors.Unauthenticated("send Authorization: Bearer <access token>")
     try:
-        return get_verifier().verify(credentials.credentials)
+        return await blocking(get_verifier().verify, credentials.credentials)
     except errors.Unauthenticated:
-        count_auth_failure(client_ip(request))
+        await blocking(count_auth_failure, client_ip(request))
         raise
 
 
@@ -529,7 +555,7 @@ def count_auth_failure(address: str | None) -> None:
         raise errors.RateLimited(retry, "auth")
 
 
-def database() -> Database:
+async def database() -> Database:
     from izgens.db import get_database
 
     return get_database()
