@@ -95,9 +95,9 @@ def references() -> dict[str, int]:
 @job("purge")
 def purge() -> dict[str, int]:
     """Accounts whose deletion is due (or whose purge died halfway)."""
-    from izgens.privacy import Privacy
+    from izgens.purge import Purger
 
-    return Privacy.from_settings().purge_due_accounts(20)
+    return Purger.from_settings().purge_due_accounts(20)
 
 
 @job("payment_retention")

@@ -1,4 +1,5 @@
-"""The privacy promises: data export, account deletion and purge, retention jobs.
+"""The privacy promises: data export, account deletion requests, retention jobs (the purge
+itself is `izgens.purge`).
 
 docs/privacy.md maps each promise of the privacy policy to the code here and its test.
 """
@@ -38,6 +39,96 @@ EXPORT_FORMAT = "izgens-export/1"
 FETCH_ROWS = 2000
 CHUNK_BYTES = 256 * 1024
 MAX_VIDEO_LINK_SECONDS = 12 * 3600  # presigned links cannot outlive the signer's credentials
+
+
+# Credentials and one-time tokens Supabase Auth keeps beside the person's data: never
+# exported (a password hash or a live recovery token in a downloaded file is a risk, not
+# a right of access). Every other column of auth.users is.
+AUTH_USER_SECRETS = (
+    "encrypted_password",
+    "confirmation_token",
+    "recovery_token",
+    "email_change_token_new",
+    "email_change_token_current",
+    "phone_change_token",
+    "reauthentication_token",
+)
+
+ACCOUNT_SQL = (
+    "select p.user_id, u.email, u.created_at as signed_up_at, p.created_at, p.balance,"
+    " p.age_confirmed_at, p.display_name, p.blocked_at, p.blocked_reason,"
+    f" to_jsonb(u) - '{{{','.join(AUTH_USER_SECRETS)}}}'::text[] as auth_user"
+    " from public.profiles p join auth.users u on u.id = p.user_id where p.user_id = %s"
+)
+
+# Each section of the document: every column of the user's rows (new columns flow in),
+# less what is not theirs to hold (Plisio's signature; a session's token key). A query
+# whose one column is `doc` yields that object as the row.
+SECTIONS: tuple[tuple[str, str], ...] = (
+    (
+        "identities",
+        "select * from auth.identities where user_id = %(user)s order by created_at, id",
+    ),
+    (
+        "sessions",
+        "select to_jsonb(s) - 'refresh_token_hmac_key' as doc from auth.sessions s"
+        " where user_id = %(user)s order by created_at, id",
+    ),
+    (
+        "auth_audit_log",
+        "select id, created_at, ip_address, payload from auth.audit_log_entries"
+        " where payload ->> 'actor_id' = %(user)s::text order by created_at, id",
+    ),
+    (
+        "ledger",
+        "select id, delta, balance_after, reason, ref, note, created_at"
+        " from public.credit_ledger where user_id = %(user)s order by id",
+    ),
+    (
+        "generations",
+        "select * from public.generations where user_id = %(user)s order by created_at, id",
+    ),
+    (
+        "reference_uploads",
+        "select * from public.reference_uploads where user_id = %(user)s order by created_at, key",
+    ),
+    (
+        "purchases",
+        "select * from public.purchases where user_id = %(user)s order by created_at, id",
+    ),
+    (
+        "payment_events",
+        "select e.id, e.purchase_id, e.order_number, e.txn_id, e.status, e.source, e.flagged,"
+        " e.received_at, e.payload - 'verify_hash' as payload"
+        " from public.payment_events e join public.purchases p on p.id = e.purchase_id"
+        " where p.user_id = %(user)s order by e.id",
+    ),
+    (
+        "data_exports",
+        "select id, status, created_at, completed_at, expires_at"
+        " from public.data_exports where user_id = %(user)s order by created_at",
+    ),
+    (
+        "deletion_requests",
+        "select * from public.deletion_requests where user_id = %(user)s order by requested_at",
+    ),
+    (
+        "ip_addresses",
+        "select address, stored_in, count(*) as times, min(at) as first_seen, max(at) as last_seen"
+        " from ("
+        "  select host(client_ip) as address, 'public.generations.client_ip' as stored_in,"
+        "   created_at as at from public.generations"
+        "   where user_id = %(user)s and client_ip is not null"
+        "  union all select host(client_ip), 'public.purchases.client_ip', created_at"
+        "   from public.purchases where user_id = %(user)s and client_ip is not null"
+        "  union all select host(ip), 'auth.sessions.ip', created_at"
+        "   from auth.sessions where user_id = %(user)s and ip is not null"
+        "  union all select ip_address, 'auth.audit_log_entries.ip_address', created_at"
+        "   from auth.audit_log_entries"
+        "   where payload ->> 'actor_id' = %(user)s::text and ip_address <> ''"
+        " ) seen group by address, stored_in order by stored_in, first_seen",
+    ),
+)
 
 
 class ExportView(BaseModel):
@@ -150,16 +241,16 @@ class Privacy:
                 size = 0
 
         link_seconds = min(self.settings.export_ttl_hours * 3600, MAX_VIDEO_LINK_SECONDS)
+        links = {
+            "generations": lambda r: self._with_link(r, "video_url", "video_key", link_seconds),
+            "reference_uploads": lambda r: self._with_link(r, "url", "key", link_seconds),
+        }
         with conn.transaction():
             conn.execute("set transaction isolation level repeatable read, read only")
-            account = conn.execute(
-                "select p.user_id, u.email, u.created_at as signed_up_at, p.created_at, p.balance,"
-                " p.age_confirmed_at, p.display_name, p.blocked_at, p.blocked_reason"
-                " from public.profiles p join auth.users u on u.id = p.user_id where p.user_id = %s",
-                (user_id,),
-            ).fetchone()
+            account = conn.execute(ACCOUNT_SQL, (user_id,)).fetchone()
             if account is None:
                 raise errors.NotFound("the account no longer exists")
+            auth_user = account.pop("auth_user")
             yield from emit(
                 '{"format":'
                 + _dumps(EXPORT_FORMAT)
@@ -167,58 +258,21 @@ class Privacy:
                 + _dumps(datetime.now().astimezone())
                 + ',"account":'
                 + _dumps(account)
+                + ',"auth_user":'
+                + _dumps(auth_user)
             )
-            sections: list[tuple[str, str]] = [
-                (
-                    "ledger",
-                    "select id, delta, balance_after, reason, ref, note, created_at"
-                    " from public.credit_ledger where user_id = %s order by id",
-                ),
-                (
-                    "generations",
-                    "select * from public.generations where user_id = %s order by created_at, id",
-                ),
-                (
-                    "reference_uploads",
-                    "select * from public.reference_uploads where user_id = %s order by created_at",
-                ),
-                (
-                    "purchases",
-                    "select * from public.purchases where user_id = %s order by created_at",
-                ),
-                (
-                    "payment_events",
-                    "select e.* from public.payment_events e join public.purchases p"
-                    " on p.id = e.purchase_id where p.user_id = %s order by e.id",
-                ),
-                (
-                    "data_exports",
-                    "select id, status, created_at, completed_at, expires_at"
-                    " from public.data_exports where user_id = %s order by created_at",
-                ),
-                (
-                    "deletion_requests",
-                    "select * from public.deletion_requests where user_id = %s order by requested_at",
-                ),
-                (
-                    "ip_addresses",
-                    "select host(client_ip) as address, 'generation' as seen_on,"
-                    " min(created_at) as first_seen, max(created_at) as last_seen"
-                    " from public.generations where user_id = %s and client_ip is not null group by client_ip"
-                    " union all select host(client_ip), 'purchase', min(created_at), max(created_at)"
-                    " from public.purchases where user_id = %s and client_ip is not null group by client_ip",
-                ),
-            ]
-            for name, sql in sections:
+            for name, sql in SECTIONS:
                 yield from emit(f',"{name}":[')
-                params = (user_id, user_id) if name == "ip_addresses" else (user_id,)
                 with conn.cursor(name=f"export_{name}") as cur:
                     cur.itersize = FETCH_ROWS
-                    cur.execute(sql, params)
+                    cur.execute(sql, {"user": user_id})
                     first = True
+                    transform = links.get(name)
                     for record in cur:
-                        if name == "generations":
-                            record = self._with_video_link(record, link_seconds)
+                        if len(record) == 1 and "doc" in record:
+                            record = record["doc"]
+                        if transform is not None:
+                            record = transform(record)
                         yield from emit(("" if first else ",") + _dumps(record))
                         first = False
                 yield from emit("]")
@@ -226,11 +280,15 @@ class Privacy:
         if buffer:
             yield "".join(buffer).encode()
 
-    def _with_video_link(self, record: dict[str, Any], seconds: int) -> dict[str, Any]:
+    def _with_link(
+        self, record: dict[str, Any], field: str, key_field: str, seconds: int
+    ) -> dict[str, Any]:
+        """A download link for an object still held: a finished, undeleted video; a
+        reference upload not yet deleted."""
         record = dict(record)
-        key = record.get("video_key")
-        usable = record.get("status") == "completed" and not record.get("deleted_at")
-        record["video_url"] = self.storage.presigned_get(key, seconds) if key and usable else None
+        key = record.get(key_field)
+        usable = not record.get("deleted_at") and record.get("status", "completed") == "completed"
+        record[field] = self.storage.presigned_get(key, seconds) if key and usable else None
         return record
 
     def expire_exports(self, limit: int) -> int:
@@ -255,77 +313,6 @@ class Privacy:
         self.db.one("select * from izgens.cancel_deletion(%s)", (user_id,))
         log_event(logger, "account deletion canceled")
 
-    def purge_due_accounts(self, limit: int) -> dict[str, int]:
-        counts = {"purged": 0, "failed": 0}
-        for request in self.db.all("select * from izgens.claim_purges(%s)", (limit,)):
-            try:
-                self.purge(request["user_id"])
-                counts["purged"] += 1
-            except errors.IzgensError as exc:
-                # the lease runs out and the next run finishes the purge
-                log_event(
-                    logger,
-                    "purge interrupted",
-                    logging.WARNING,
-                    request=str(request["id"]),
-                    error=exc.code,
-                )
-                counts["failed"] += 1
-        return counts
-
-    def purge(self, user_id: uuid.UUID) -> None:
-        """Every step is idempotent, so a purge interrupted anywhere finishes on re-run."""
-        self._cancel_provider_tasks(user_id)
-        objects = sum(
-            self.storage.delete_prefix(f"{prefix}/{user_id}/")
-            for prefix in ("videos", "references", "exports")
-        )
-        self.db.one("select izgens.anonymise_payments(%s) as n", (user_id,))
-        self.db.execute("select izgens.forget_user_rows(%s)", (user_id,))
-        self._delete_auth_user(user_id)
-        log_event(logger, "account purged", objects=objects)
-
-    def _cancel_provider_tasks(self, user_id: uuid.UUID) -> None:
-        from izgens.generations import Lifecycle
-
-        rows = self.db.all(
-            "select id, provider_task_id from public.generations"
-            " where user_id = %s and status = 'submitted' and provider_task_id is not null",
-            (user_id,),
-        )
-        if not rows:
-            return
-        provider = Lifecycle(self.settings, self.db, self.storage).provider
-        for row in rows:
-            try:
-                provider.delete_task(row["provider_task_id"])
-            except errors.ProviderError as exc:
-                # running tasks cannot be canceled; their result finds no generation later
-                log_event(
-                    logger, "task not canceled at purge", generation=str(row["id"]), error=exc.code
-                )
-
-    def _delete_auth_user(self, user_id: uuid.UUID) -> None:
-        """Supabase's Auth Admin API in production; plain SQL on a local database."""
-        key = self.settings.supabase_service_key
-        if key is None:
-            if self.settings.env == "prod":
-                raise errors.ProviderUnavailable("SUPABASE_SERVICE_KEY is needed to delete users")
-            self.db.execute("select izgens.delete_auth_user(%s)", (user_id,))
-            return
-        import httpx
-
-        secret = key.get_secret_value()
-        url = f"{self.settings.supabase_url.rstrip('/')}/auth/v1/admin/users/{user_id}"
-        try:
-            response = httpx.delete(
-                url, headers={"apikey": secret, "Authorization": f"Bearer {secret}"}, timeout=10
-            )
-        except httpx.HTTPError as exc:
-            raise errors.ProviderUnavailable("Supabase Auth is unreachable") from exc
-        if response.status_code not in (200, 204, 404):
-            raise errors.ProviderUnavailable(f"Supabase Auth answered {response.status_code}")
-
     # -- retention ----------------------------------------------------------------------------
 
     def delete_expired_references(self, limit: int) -> int:
@@ -333,5 +320,5 @@ class Privacy:
         keys = [r["key"] for r in rows]
         self.storage.delete_keys(keys)
         if keys:
-            self.db.execute("delete from public.reference_uploads where key = any(%s)", (keys,))
+            self.db.one("select izgens.drop_reference_rows(%s) as n", (keys,))
         return len(keys)

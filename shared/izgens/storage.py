@@ -59,8 +59,10 @@ __all__ = [
     "UnexpectedContent",
     "UnsafeURL",
     "UploadType",
-    "presign_get_url",
+    "UploadMethod",
     "get_storage",
+    "presign_get_url",
+    "presign_put_url",
 ]
 
 log = logging.getLogger(__name__)
@@ -139,10 +141,18 @@ class ObjectCreated:
 
 
 class PresignedUpload(TypedDict):
+    """How the browser sends the file: `POST` a form of `fields` plus the file to `url`
+    (AWS S3), or `PUT` the bare file to `url` with exactly `headers` (Supabase Storage)."""
+
     key: str
+    method: Literal["POST", "PUT"]
     url: str
     fields: dict[str, str]
+    headers: dict[str, str]
     expires_at: datetime
+
+
+UploadMethod = Literal["post", "put"]
 
 
 def _canonical_uuid(value: str | uuid.UUID, what: str) -> str:
@@ -194,37 +204,101 @@ def presign_get_url(
     100k videos signs 100k links, so the few lines of the published algorithm are done
     here (a test compares the output with botocore's, signature included).
     """
+    extra = {"response-content-disposition": disposition} if disposition is not None else {}
+    return _presign(
+        "GET",
+        endpoint=endpoint,
+        bucket=bucket,
+        key=key,
+        region=region,
+        credentials=(access_key, secret_key, token),
+        seconds=seconds,
+        query_extra=extra,
+        headers={},
+        now=now,
+    )
+
+
+def presign_put_url(
+    *,
+    endpoint: str,
+    bucket: str,
+    key: str,
+    region: str,
+    access_key: str,
+    secret_key: str,
+    token: str | None,
+    seconds: int,
+    content_type: str,
+    content_length: int,
+    now: datetime,
+) -> str:
+    """A presigned PUT whose signature covers the exact Content-Type and Content-Length:
+    S3 (and Supabase Storage's S3 endpoint) refuse the upload if either differs. Same
+    output as botocore's `generate_presigned_url("put_object", ContentType=,
+    ContentLength=)` (tested)."""
+    return _presign(
+        "PUT",
+        endpoint=endpoint,
+        bucket=bucket,
+        key=key,
+        region=region,
+        credentials=(access_key, secret_key, token),
+        seconds=seconds,
+        query_extra={},
+        headers={"content-length": str(content_length), "content-type": content_type},
+        now=now,
+    )
+
+
+def _presign(
+    method: str,
+    *,
+    endpoint: str,
+    bucket: str,
+    key: str,
+    region: str,
+    credentials: tuple[str, str, str | None],
+    seconds: int,
+    query_extra: dict[str, str],
+    headers: dict[str, str],
+    now: datetime,
+) -> str:
+    """SigV4 query-string signing (path style, UNSIGNED-PAYLOAD); `headers` (lowercase
+    names) are signed besides `host`, so the request must carry exactly those values."""
     import hashlib
     import hmac
 
+    access_key, secret_key, token = credentials
     amz_date = now.strftime("%Y%m%dT%H%M%SZ")
     day = amz_date[:8]
     scope = f"{day}/{region}/s3/aws4_request"
     split = urlsplit(endpoint)
     path = f"{split.path.rstrip('/')}/{bucket}/{key}"
     canonical_path = quote(path, safe="/~")
+    signed = {**headers, "host": split.netloc}
+    names = sorted(signed)
     query = {
         "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
         "X-Amz-Credential": f"{access_key}/{scope}",
         "X-Amz-Date": amz_date,
         "X-Amz-Expires": str(seconds),
-        "X-Amz-SignedHeaders": "host",
+        "X-Amz-SignedHeaders": ";".join(names),
+        **query_extra,
     }
     if token:
         query["X-Amz-Security-Token"] = token
-    if disposition is not None:
-        query["response-content-disposition"] = disposition
     canonical_query = "&".join(
         f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in sorted(query.items())
     )
     canonical = "\n".join(
         [
-            "GET",
+            method,
             canonical_path,
             canonical_query,
-            f"host:{split.netloc}",
+            *(f"{name}:{signed[name]}" for name in names),
             "",
-            "host",
+            ";".join(names),
             "UNSIGNED-PAYLOAD",
         ]
     )
@@ -430,13 +504,17 @@ class Storage:
         access_key_id: str | None = None,
         secret_access_key: str | None = None,
         part_size: int = DEFAULT_PART_SIZE,
+        upload_method: UploadMethod = "post",
     ) -> None:
         if part_size < MIN_PART_SIZE:
             raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes")
+        if upload_method not in ("post", "put"):
+            raise ValueError("upload_method must be 'post' or 'put'")
         self.bucket = bucket
         self.endpoint_url = endpoint_url or None
         self.region = region
         self.part_size = part_size
+        self.upload_method: UploadMethod = upload_method
         self._access_key_id = access_key_id
         self._secret_access_key = secret_access_key
         self._client: Any = None
@@ -458,6 +536,7 @@ class Storage:
             region=settings.aws_region,
             access_key_id=key_id,
             secret_access_key=secret.get_secret_value() if (endpoint and secret) else None,
+            upload_method=settings.upload_method,
         )
 
     # -- the client -------------------------------------------------------------------------
@@ -544,11 +623,19 @@ class Storage:
     # -- uploads ----------------------------------------------------------------------------
 
     def presign_upload(
-        self, user_id: str | uuid.UUID, content_type: str, bytes_: int
+        self,
+        user_id: str | uuid.UUID,
+        content_type: str,
+        bytes_: int,
+        *,
+        now: datetime | None = None,
     ) -> PresignedUpload:
-        """A presigned POST whose policy pins the key, the exact type and the size range.
+        """A presigned upload pinned to the key, the exact type and the size: a POST policy
+        (type, size range) on AWS S3, or a PUT whose signature covers the exact type and
+        byte length where there is no POST (Supabase Storage; `S3_UPLOAD_METHOD=put`).
 
-        Real S3 enforces the policy (moto does not); `check_reference` re-checks anyway.
+        Real S3 enforces both (moto enforces neither; the dev stack's emulator checks PUT
+        signatures); `check_reference` re-checks at use anyway.
         """
         upload_type = UPLOAD_TYPES.get(content_type) if isinstance(content_type, str) else None
         if upload_type is None:
@@ -561,9 +648,31 @@ class Storage:
                 f"{content_type} uploads are limited to {upload_type.max_bytes} bytes"
             )
         key = self.reference_key(user_id, upload_type.ext)
-        expires_at = datetime.now(UTC).replace(microsecond=0) + timedelta(
-            seconds=UPLOAD_EXPIRY_SECONDS
-        )
+        signed_at = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+        expires_at = signed_at + timedelta(seconds=UPLOAD_EXPIRY_SECONDS)
+        if self.upload_method == "put":
+            access_key, secret_key, token = self._signing_credentials()
+            url = presign_put_url(
+                endpoint=self.endpoint_url or _aws_endpoint(self.region),
+                bucket=self.bucket,
+                key=key,
+                region=self.region,
+                access_key=access_key,
+                secret_key=secret_key,
+                token=token,
+                seconds=UPLOAD_EXPIRY_SECONDS,
+                content_type=content_type,
+                content_length=bytes_,
+                now=signed_at,
+            )
+            return PresignedUpload(
+                key=key,
+                method="PUT",
+                url=url,
+                fields={},
+                headers={"Content-Type": content_type},
+                expires_at=expires_at,
+            )
         from botocore.exceptions import BotoCoreError
 
         try:
@@ -580,7 +689,12 @@ class Storage:
         except BotoCoreError as exc:
             raise ProviderUnavailable("cannot sign the upload") from exc
         return PresignedUpload(
-            key=key, url=post["url"], fields=dict(post["fields"]), expires_at=expires_at
+            key=key,
+            method="POST",
+            url=post["url"],
+            fields=dict(post["fields"]),
+            headers={},
+            expires_at=expires_at,
         )
 
     def check_reference(
