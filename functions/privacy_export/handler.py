@@ -1,12 +1,15 @@
 """The `privacy_export` function: data exports and account deletion, as the privacy policy
-promises them (docs/privacy.md)."""
+promises them (docs/privacy.md). It also builds the exports it records, when invoked
+asynchronously with a job event (`izgens.export_jobs`)."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from fastapi import Request, Response
 
+from izgens.export_jobs import EVENT_JOB, handle_job
 from izgens.http import CurrentUser, client_ip, create_app, lambda_handler
 from izgens.privacy import DeletionView, ExportView, Privacy
 
@@ -36,4 +39,12 @@ def cancel_deletion(user: CurrentUser) -> Response:
     return Response(status_code=204)
 
 
-handler = lambda_handler(app)
+_http = lambda_handler(app)
+
+
+def handler(event: Any, context: Any) -> Any:
+    """Function URL requests, and the asynchronous invocations that build exports
+    (`izgens.export_jobs`: only a principal allowed to invoke the function sends those)."""
+    if isinstance(event, dict) and event.get("job") == EVENT_JOB:
+        return handle_job(event)
+    return _http(event, context)

@@ -93,6 +93,9 @@ class Settings(BaseModel):
     reference_retention_hours: int = Field(72, ge=1)
     payment_retention_years: int = Field(7, ge=1)
     export_ttl_hours: int = Field(24, ge=1)
+    # the Lambda (name:alias) that builds exports, invoked asynchronously; unset: a worker
+    # thread of the process that took the request (dev stack, container)
+    export_builder_function: str = ""
     export_link_seconds: int = Field(600, ge=30, le=3600)
     video_link_seconds: int = Field(900, ge=30, le=3600 * 12)
 

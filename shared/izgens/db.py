@@ -146,6 +146,23 @@ class Database:
                 self.in_use -= 1
             self._slots.release()
 
+    @contextmanager
+    def dedicated(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection of its own, outside the pool, closed afterwards: for one long
+        statement (an export's COPY) while the pool keeps serving short ones."""
+        import psycopg
+
+        try:
+            conn = self._connect()
+        except psycopg.OperationalError as exc:
+            raise DatabaseUnavailable("cannot connect to the database") from exc
+        try:
+            yield conn
+        except psycopg.OperationalError as exc:
+            raise DatabaseUnavailable("the database connection failed") from exc
+        finally:
+            conn.close()
+
     def _run(self, sql: str, params: Params, fetch: str, idempotent: bool) -> Any:
         import psycopg
 

@@ -51,6 +51,7 @@ __all__ = [
     "MIN_PART_SIZE",
     "UPLOAD_EXPIRY_SECONDS",
     "UPLOAD_TYPES",
+    "LinkSigner",
     "ObjectCreated",
     "ObjectInfo",
     "PresignedUpload",
@@ -308,6 +309,61 @@ def _presign(
     signing_key = _signing_key(secret_key, day, region)
     signature = hmac.new(signing_key, to_sign.encode(), hashlib.sha256).hexdigest()
     return f"{split.scheme}://{split.netloc}{canonical_path}?{canonical_query}&X-Amz-Signature={signature}"
+
+
+class LinkSigner:
+    """Presigned GETs for many keys signed at one instant (a privacy export's links): the
+    same URLs as `presign_get_url` (tested), with everything but the key's path computed
+    once, so a link costs a hash and an HMAC. Keys and URLs are bytes, as they stream."""
+
+    _SAFE = re.compile(rb"[A-Za-z0-9._\-/]+")
+
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        bucket: str,
+        region: str,
+        access_key: str,
+        secret_key: str,
+        token: str | None,
+        seconds: int,
+        now: datetime,
+    ) -> None:
+        marker = "k"  # a one-character key, replaced by each real one
+        url = presign_get_url(
+            endpoint=endpoint,
+            bucket=bucket,
+            key=marker,
+            region=region,
+            access_key=access_key,
+            secret_key=secret_key,
+            token=token,
+            seconds=seconds,
+            disposition=None,
+            now=now,
+        )
+        split = urlsplit(url)
+        amz_date = now.strftime("%Y%m%dT%H%M%SZ")
+        scope = f"{amz_date[:8]}/{region}/s3/aws4_request"
+        query = split.query.rsplit("&X-Amz-Signature=", 1)[0]
+        self._base = split.path[: -len(marker)].encode()
+        self._tail = f"\n{query}\nhost:{split.netloc}\n\nhost\nUNSIGNED-PAYLOAD".encode()
+        self._to_sign = f"AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n".encode()
+        self._origin = f"{split.scheme}://{split.netloc}".encode()
+        self._query = f"?{query}&X-Amz-Signature=".encode()
+        self._key = _signing_key(secret_key, amz_date[:8], region)
+
+    def __call__(self, key: bytes) -> bytes:
+        import hashlib
+        import hmac
+
+        if not self._SAFE.fullmatch(key):
+            key = quote(key, safe="/~").encode()
+        path = self._base + key
+        digest = hashlib.sha256(b"GET\n" + path + self._tail).hexdigest().encode()
+        signature = hmac.digest(self._key, self._to_sign + digest, "sha256").hex().encode()
+        return self._origin + path + self._query + signature
 
 
 def _aws_endpoint(region: str) -> str:
@@ -758,6 +814,22 @@ class Storage:
             seconds=seconds,
             disposition=disposition,
             now=datetime.now(UTC),
+        )
+
+    def link_signer(self, seconds: int, *, now: datetime | None = None) -> LinkSigner:
+        """Signs many download links valid `seconds` from `now` (privacy exports)."""
+        if not 1 <= seconds <= 7 * 24 * 3600:
+            raise InvalidRequest("a presigned URL lives between 1 second and 7 days")
+        access_key, secret_key, token = self._signing_credentials()
+        return LinkSigner(
+            endpoint=self.endpoint_url or _aws_endpoint(self.region),
+            bucket=self.bucket,
+            region=self.region,
+            access_key=access_key,
+            secret_key=secret_key,
+            token=token,
+            seconds=seconds,
+            now=now or datetime.now(UTC),
         )
 
     def _signing_credentials(self) -> tuple[str, str, str | None]:

@@ -91,9 +91,10 @@ def test_put_mode_from_upload_to_purge(env: GenEnv, put_mode: Storage) -> None:
 
     made = env.api.post("/privacy_export/privacy/exports", headers=user.headers)
     assert made.status_code == 202, made.text
-    exported = env.api.get(
-        f"/privacy_export/privacy/exports/{made.json()['id']}", headers=user.headers
-    ).json()
+    from tests.privacy.test_privacy import ready_export
+
+    token = user.headers["Authorization"].removeprefix("Bearer ")
+    exported = ready_export(env.api, token, made.json()["id"])
     assert exported["status"] == "ready", exported
     doc = json.loads(httpx.get(exported["url"], timeout=10).content)
     [ref] = doc["reference_uploads"]

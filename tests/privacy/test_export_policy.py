@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +27,7 @@ from tests.privacy.test_privacy import (
     objects,
     price,
     purchase,
+    ready_export,
     reference,
 )
 
@@ -56,14 +56,7 @@ SECRETS = ("bcrypt-hash-of-heidi", "recovery-token-heidi", "hmac-key-of-heidi-se
 def export_document(api: httpx.Client, token: str) -> tuple[dict[str, Any], bytes]:
     made = api.post("/privacy_export/privacy/exports", headers=bearer(token))
     assert made.status_code == 202, made.text
-    deadline = time.monotonic() + 30
-    while True:
-        status = api.get(
-            f"/privacy_export/privacy/exports/{made.json()['id']}", headers=bearer(token)
-        ).json()
-        if status["status"] != "pending" or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
+    status = ready_export(api, token, made.json()["id"])
     assert status["status"] == "ready", status
     raw = httpx.get(status["url"], timeout=30).content
     return json.loads(raw), raw
