@@ -44,6 +44,9 @@ PROGRESS_EVERY_SECONDS = 1.0  # heartbeat: progress and a longer lease
 MAX_VIDEO_LINK_SECONDS = 12 * 3600  # presigned links cannot outlive the signer's credentials
 HEADER = b'{"format":'
 
+# the sections whose rows get a download link, and its field
+LINK_FIELDS = {b"generations": b',"video_url":', b"reference_uploads": b',"url":'}
+
 # CSV with a delimiter and a quote that JSON text never holds raw (it escapes every control
 # character): Postgres then sends each line byte for byte, with no escaping to undo.
 EXPORT_COPY = (
@@ -159,13 +162,15 @@ class Privacy:
         user_id: uuid.UUID,
         heartbeat: Callable[[int, int], None],
     ) -> Iterator[bytes]:
-        """The document as Postgres writes it (one COPY inside one repeatable-read
-        snapshot), with each download link signed and put in place, in chunks: memory
-        stays flat however long the history is."""
+        """The document as Postgres writes it (one COPY of `izgens.export_lines` inside one
+        repeatable-read snapshot), its rows joined with commas and each download link
+        signed and added, in chunks: memory stays flat however long the history is."""
         seconds = min(self.settings.export_ttl_hours * 3600, MAX_VIDEO_LINK_SECONDS)
         sign = self.storage.link_signer(seconds)
         out = bytearray()
         rows = written = 0
+        first = True  # the next data row opens its section: no comma before it
+        link_field: bytes | None = None  # `,"video_url":` in the sections that have links
         with conn.transaction():
             conn.execute("set transaction isolation level repeatable read, read only")
             # UNION ALL yields its branches in order only in a plan without parallel append
@@ -173,18 +178,33 @@ class Privacy:
             with conn.cursor().copy(EXPORT_COPY, (user_id, datetime.now(UTC))) as copy:
                 for data in copy:
                     line = bytes(data)
-                    if rows == 0 and not line.startswith(HEADER):
-                        raise errors.NotFound("the account no longer exists")
+                    cut = line.rindex(b"\x02")  # CSV: line, delimiter, link key, newline
+                    if rows == 0:
+                        if not line.startswith(HEADER):
+                            raise errors.NotFound("the account no longer exists")
+                        out += line[:cut]
+                    elif line[0] == 0x7B:  # `{`: a row
+                        if not first:
+                            out += b","
+                        first = False
+                        if link_field is None:
+                            out += line[:cut]
+                        else:
+                            out += line[: cut - 1]  # the row's closing brace comes last
+                            out += link_field
+                            if cut + 2 == len(line):
+                                out += b"null}"
+                            else:
+                                out += b'"'
+                                out += sign(line[cut + 1 : -1])
+                                out += b'"}'
+                    else:  # a section's opening (`,"name":[`) or closing, the last brace
+                        out += line[:cut]
+                        if line[cut - 1] == 0x5B:  # `[`
+                            first = True
+                            link_field = LINK_FIELDS.get(line[2 : cut - 3])
+                    out += b"\n"
                     rows += 1
-                    cut = line.rindex(b"\x02")
-                    if cut + 2 == len(line):  # no link: the line is complete
-                        out += line[:cut]
-                        out += b"\n"
-                    else:
-                        out += line[:cut]
-                        out += b'"'
-                        out += sign(line[cut + 1 : -1])
-                        out += b'"}\n'
                     if len(out) >= CHUNK_BYTES:
                         written += len(out)
                         yield bytes(out)

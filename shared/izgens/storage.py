@@ -928,11 +928,14 @@ class Storage:
             upload_marker = page.get("NextUploadIdMarker")
 
     def put_json_stream(self, key: str, chunks: Iterable[bytes]) -> ObjectInfo:
-        """Write a JSON document produced piece by piece (privacy exports), memory flat.
+        """Write a JSON document produced piece by piece (privacy exports), memory flat
+        (two parts at most: one filling while the previous one uploads, so producing the
+        document and sending it overlap).
 
         If `chunks` raises, the partial upload is aborted and the error propagates.
         """
-        with _ObjectWriter(self, self._checked_key(key), "application/json") as writer:
+        key = self._checked_key(key)
+        with _ObjectWriter(self, key, "application/json", overlap=True) as writer:
             for chunk in chunks:
                 writer.write(chunk)
             return writer.finish()
@@ -1155,13 +1158,23 @@ def _check_peer(response: Any, target: _Target) -> None:
 
 class _ObjectWriter:
     """Buffers one part at a time (preallocated, so memory stays at ~part_size) and becomes a
-    multipart upload only when the body outgrows a single part. Aborts on any exception."""
+    multipart upload only when the body outgrows a single part. Aborts on any exception.
 
-    def __init__(self, storage: Storage, key: str, content_type: str) -> None:
+    With `overlap`, a full part is sent by a helper thread while the caller fills the next
+    one (two part buffers, at most one upload in flight): the producer never waits for S3
+    unless it is faster than S3.
+    """
+
+    def __init__(
+        self, storage: Storage, key: str, content_type: str, *, overlap: bool = False
+    ) -> None:
         self._storage = storage
         self._key = key
         self._content_type = content_type
         self._buffer = bytearray(storage.part_size)
+        self._spare: bytearray | None = bytearray(storage.part_size) if overlap else None
+        self._sender: Any = None
+        self._in_flight: Any = None  # the Future of the part being sent
         self._filled = 0
         self._size = 0
         self._upload_id: str | None = None
@@ -1171,9 +1184,14 @@ class _ObjectWriter:
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is not None:
-            self.abort()
-        self._buffer = bytearray()
+        try:
+            if exc_type is not None:
+                self.abort()
+        finally:
+            if self._sender is not None:
+                self._sender.shutdown(wait=True)
+            self._buffer = bytearray()
+            self._spare = None
 
     def write(self, data: bytes) -> None:
         view = memoryview(data)
@@ -1194,12 +1212,30 @@ class _ObjectWriter:
             )
             self._upload_id = str(created["UploadId"])
         number = len(self._parts) + 1
+        self._parts.append({"PartNumber": number})
         body = self._buffer if self._filled == len(self._buffer) else self._last_piece()
+        self._filled = 0
+        if self._spare is None:
+            self._send(number, body)
+            return
+        self._wait_in_flight()  # the spare buffer is free again once its part is sent
+        if self._sender is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._sender = ThreadPoolExecutor(1, thread_name_prefix="izgens-upload")
+        self._in_flight = self._sender.submit(self._send, number, body)
+        self._buffer, self._spare = self._spare, body
+
+    def _send(self, number: int, body: bytearray) -> None:
         result = self._storage._call(
             "upload_part", Key=self._key, UploadId=self._upload_id, PartNumber=number, Body=body
         )
-        self._parts.append({"ETag": result["ETag"], "PartNumber": number})
-        self._filled = 0
+        self._parts[number - 1]["ETag"] = result["ETag"]
+
+    def _wait_in_flight(self) -> None:
+        if self._in_flight is not None:
+            future, self._in_flight = self._in_flight, None
+            future.result()  # an upload error surfaces here, in the caller's thread
 
     def _last_piece(self) -> bytearray:
         """The buffer cut down to its filled length in place: slicing would copy a part."""
@@ -1217,6 +1253,7 @@ class _ObjectWriter:
         else:
             if self._filled or not self._parts:
                 self._flush_part()
+            self._wait_in_flight()
             result = self._storage._call(
                 "complete_multipart_upload",
                 Key=self._key,
@@ -1231,6 +1268,15 @@ class _ObjectWriter:
     def abort(self) -> None:
         if self._upload_id is None:
             return
+        if self._in_flight is not None:
+            from concurrent.futures import CancelledError
+
+            future, self._in_flight = self._in_flight, None
+            future.cancel()
+            try:
+                future.result()
+            except (CancelledError, IzgensError):
+                log.info("part upload of %s ended by the abort", self._key)
         upload_id, self._upload_id = self._upload_id, None
         try:
             self._storage._call("abort_multipart_upload", Key=self._key, UploadId=upload_id)

@@ -47,10 +47,10 @@ language sql stable as $$
 $$;
 
 -- The document, one text line per COPY row: a header, then each section's opening, its
--- rows (a comma before all but the first) and its closing. Every row has a second column:
--- the object key of a download link the builder signs and appends (the line then ends in
--- `"video_url":` / `"url":`), or null. Postgres writes every byte of JSON; the builder only
--- signs links, so no key or secret ever reaches the database.
+-- rows (each a JSON object Postgres writes whole) and its closing. The builder joins the
+-- rows with commas and, in the sections with download links (generations: `video_url`,
+-- reference uploads: `url`), adds the link it signs for the key in the second column
+-- (null there: the row has no link now). No key or secret ever reaches the database.
 --
 -- One SELECT, so it is inlined into the caller's COPY and streams (a function that is not
 -- inlined would materialise the whole document first). The caller disables parallel plans:
@@ -75,22 +75,19 @@ language sql stable as $$
 
   union all select ',"identities":[', null
   union all
-  (select case when row_number() over (order by i.created_at, i.id) = 1 then '' else ',' end
-          || row_to_json(i)::text, null
+  (select row_to_json(i)::text, null
      from auth.identities i where i.user_id = p_user order by i.created_at, i.id)
   union all select ']', null
 
   union all select ',"sessions":[', null
   union all
-  (select case when row_number() over (order by s.created_at, s.id) = 1 then '' else ',' end
-          || (to_jsonb(s) - 'refresh_token_hmac_key')::text, null
+  (select (to_jsonb(s) - 'refresh_token_hmac_key')::text, null
      from auth.sessions s where s.user_id = p_user order by s.created_at, s.id)
   union all select ']', null
 
   union all select ',"auth_audit_log":[', null
   union all
-  (select case when row_number() over (order by a.created_at, a.id) = 1 then '' else ',' end
-          || json_build_object('id', a.id, 'created_at', a.created_at,
+  (select json_build_object('id', a.id, 'created_at', a.created_at,
                                'ip_address', a.ip_address, 'payload', a.payload)::text, null
      from auth.audit_log_entries a where a.payload ->> 'actor_id' = p_user::text
     order by a.created_at, a.id)
@@ -98,8 +95,7 @@ language sql stable as $$
 
   union all select ',"ledger":[', null
   union all
-  (select case when row_number() over (order by l.id) = 1 then '' else ',' end
-          || json_build_object('id', l.id, 'delta', l.delta, 'balance_after', l.balance_after,
+  (select json_build_object('id', l.id, 'delta', l.delta, 'balance_after', l.balance_after,
                                'reason', l.reason, 'ref', l.ref, 'note', l.note,
                                'created_at', l.created_at)::text, null
      from public.credit_ledger l where l.user_id = p_user order by l.id)
@@ -107,34 +103,26 @@ language sql stable as $$
 
   union all select ',"generations":[', null
   union all
-  (select case when row_number() over (order by g.created_at, g.id) = 1 then '' else ',' end
-          || left(row_to_json(g)::text, -1) || ',"video_url":'
-          || case when g.status = 'completed' and g.deleted_at is null and g.video_key is not null
-                  then '' else 'null}' end,
+  (select row_to_json(g)::text,
           case when g.status = 'completed' and g.deleted_at is null then g.video_key end
      from public.generations g where g.user_id = p_user order by g.created_at, g.id)
   union all select ']', null
 
   union all select ',"reference_uploads":[', null
   union all
-  (select case when row_number() over (order by r.created_at, r.key) = 1 then '' else ',' end
-          || left(row_to_json(r)::text, -1) || ',"url":'
-          || case when r.deleted_at is null then '' else 'null}' end,
-          case when r.deleted_at is null then r.key end
+  (select row_to_json(r)::text, case when r.deleted_at is null then r.key end
      from public.reference_uploads r where r.user_id = p_user order by r.created_at, r.key)
   union all select ']', null
 
   union all select ',"purchases":[', null
   union all
-  (select case when row_number() over (order by p.created_at, p.id) = 1 then '' else ',' end
-          || row_to_json(p)::text, null
+  (select row_to_json(p)::text, null
      from public.purchases p where p.user_id = p_user order by p.created_at, p.id)
   union all select ']', null
 
   union all select ',"payment_events":[', null
   union all
-  (select case when row_number() over (order by e.id) = 1 then '' else ',' end
-          || json_build_object('id', e.id, 'purchase_id', e.purchase_id,
+  (select json_build_object('id', e.id, 'purchase_id', e.purchase_id,
                                'order_number', e.order_number, 'txn_id', e.txn_id,
                                'status', e.status, 'source', e.source, 'flagged', e.flagged,
                                'received_at', e.received_at,
@@ -145,8 +133,7 @@ language sql stable as $$
 
   union all select ',"data_exports":[', null
   union all
-  (select case when row_number() over (order by x.created_at, x.id) = 1 then '' else ',' end
-          || json_build_object('id', x.id, 'status', x.status, 'created_at', x.created_at,
+  (select json_build_object('id', x.id, 'status', x.status, 'created_at', x.created_at,
                                'completed_at', x.completed_at, 'expires_at', x.expires_at)::text,
           null
      from public.data_exports x where x.user_id = p_user order by x.created_at, x.id)
@@ -154,15 +141,13 @@ language sql stable as $$
 
   union all select ',"deletion_requests":[', null
   union all
-  (select case when row_number() over (order by d.requested_at, d.id) = 1 then '' else ',' end
-          || row_to_json(d)::text, null
+  (select row_to_json(d)::text, null
      from public.deletion_requests d where d.user_id = p_user order by d.requested_at, d.id)
   union all select ']', null
 
   union all select ',"ip_addresses":[', null
   union all
-  (select case when row_number() over (order by t.stored_in, t.first_seen, t.address) = 1
-               then '' else ',' end || row_to_json(t)::text, null
+  (select row_to_json(t)::text, null
      from izgens.export_addresses(p_user) t order by t.stored_in, t.first_seen, t.address)
   union all select ']', null
 
