@@ -62,6 +62,8 @@ def _invoke(function: str, export_id: uuid.UUID) -> None:
     global _lambda
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from izgens.config import get_settings
+
     payload = json.dumps({"job": EVENT_JOB, "export_id": str(export_id)}).encode()
     try:
         if _lambda is None:
@@ -71,7 +73,9 @@ def _invoke(function: str, export_id: uuid.UUID) -> None:
                     from botocore.config import Config
 
                     config = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 2})
-                    _lambda = boto3.client("lambda", config=config)
+                    _lambda = boto3.client(
+                        "lambda", region_name=get_settings().aws_region, config=config
+                    )
         _lambda.invoke(FunctionName=function, InvocationType="Event", Payload=payload)
     except (BotoCoreError, ClientError) as exc:
         log_event(

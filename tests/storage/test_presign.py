@@ -157,3 +157,37 @@ def test_upload_method_defaults_from_the_endpoint(endpoint: str, expected: str) 
         == "post"
     )
     assert Settings.from_environ({"S3_UPLOAD_METHOD": "put"}).upload_method == "put"
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "region", "token"),
+    [
+        ("http://127.0.0.1:8003", "us-east-1", None),
+        (None, "eu-west-1", "FwoGZXIvYXdzEJr//////////wEaDK+token/x="),
+        ("https://abc.storage.supabase.co/storage/v1/s3", "ap-southeast-1", None),
+    ],
+)
+@pytest.mark.parametrize(
+    "key",
+    [
+        "videos/00000000-0000-4000-8000-000000000001/00000000-0000-4000-8000-000000000002.mp4",
+        "references/a/b~c.png",
+        "exports/u/ü x.json",  # a key our layout never makes: still quoted right
+    ],
+)
+def test_the_export_link_signer_signs_as_presign_get_url(endpoint, region, token, key) -> None:
+    from izgens.storage import LinkSigner, _aws_endpoint
+
+    now = datetime(2026, 12, 3, 14, 0, 5, tzinfo=UTC)
+    common = {
+        "endpoint": endpoint or _aws_endpoint(region),
+        "bucket": "my-bucket",
+        "region": region,
+        "access_key": "AKIDEXAMPLE",
+        "secret_key": SECRET,
+        "token": token,
+        "seconds": 43200,
+        "now": now,
+    }
+    expected = presign_get_url(key=key, disposition=None, **common)
+    assert LinkSigner(**common)(key.encode()) == expected.encode()
