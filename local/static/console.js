@@ -532,7 +532,8 @@ async function requestExport() {
   let exp = await api("POST", "/privacy_export/privacy/exports");
   $("export-link").hidden = true;
   for (let i = 0; i < 120 && !exp.url && !["failed", "expired"].includes(exp.status); i += 1) {
-    $("export-status").textContent = `export ${exp.id}: ${exp.status}`;
+    const progress = exp.rows_total ? ` ${Math.floor((100 * (exp.rows_done || 0)) / exp.rows_total)} %` : "";
+    $("export-status").textContent = `export ${exp.id}: ${exp.status}${progress}`;
     await sleep(POLL_MS);
     exp = await api("GET", `/privacy_export/privacy/exports/${exp.id}`);
   }
