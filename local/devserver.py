@@ -6,7 +6,6 @@ Dev-only routes live here and never in the functions: `/dev/users`, `/dev/credit
 
 from __future__ import annotations
 
-import hmac
 import importlib
 import importlib.util
 import uuid
@@ -14,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
+import anyio
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
@@ -134,15 +134,15 @@ def create_dev_app(signer: DevSigner) -> FastAPI:
         return pay_in_plisio_sim(body)
 
     @app.delete("/auth/v1/admin/users/{user_id}", include_in_schema=False)
-    def admin_delete_user(user_id: uuid.UUID, request: Request) -> Response:
-        """Stands in for Supabase Auth's Admin API (`auth.admin.delete_user`): needs the
-        service key, hard-deletes the user (cascading as on Supabase); 404 when unknown."""
-        key = get_settings().supabase_service_key
-        given = request.headers.get("apikey", "")
-        if key is None or not hmac.compare_digest(given.encode(), key.get_secret_value().encode()):
-            return Response(status_code=401)
-        row = get_database().one("delete from auth.users where id = %s returning id", (user_id,))
-        return Response(status_code=200 if row else 404)
+    async def admin_delete_user(user_id: str, request: Request) -> Response:
+        """Supabase Auth's `DELETE /admin/users/{id}` (`auth.admin.delete_user`), with the
+        gateway's API-key check in front, answering as they do (`devauth.admin_delete_user`)."""
+        from izgens_local.devauth import admin_delete_user
+
+        body = await request.body()
+        return await anyio.to_thread.run_sync(
+            admin_delete_user, signer, request.headers, user_id, body
+        )
 
     @app.get("/health", include_in_schema=False)
     def health() -> dict[str, Any]:

@@ -6,17 +6,27 @@ and `SqsEventPump` feeds each S3 event to a Python handler, with the same at-lea
 redeliver-on-error behaviour.
 
 Credentials are fixed dummies passed explicitly; the developer's AWS config is never used.
+
+moto checks no signature at all. In front of it, `PresignedRequestCheck` checks what S3 and
+Supabase Storage check on a presigned request (a query-string SigV4 signature): that it has
+not expired and that the signature matches the request as sent, signed headers included.
+So a presigned PUT whose Content-Type or Content-Length differs from what was signed is
+refused here as it is there (403 SignatureDoesNotMatch), and so is an expired link.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote, unquote
 
 from izgens.storage import Storage
 
@@ -94,6 +104,114 @@ class LocalS3:
             self._server = None
 
 
+class PresignedRequestCheck:
+    """WSGI middleware: refuse presigned requests that S3 would refuse (see module doc).
+
+    Requests signed in the Authorization header (boto3's own calls) and unsigned ones pass
+    through unchanged; every access key id is taken to hold `secret`, the emulator's one.
+    """
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], secret: str) -> None:
+        self.app = app
+        self.secret = secret
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        query = environ.get("QUERY_STRING", "")
+        # a CORS preflight carries the URL but no signature of its own (S3 answers it from
+        # the bucket's CORS rules; moto allows every origin)
+        if "X-Amz-Signature=" in query and environ.get("REQUEST_METHOD") != "OPTIONS":
+            refusal = self.refusal(environ)
+            if refusal is not None:
+                code, message = refusal
+                body = (
+                    '<?xml version="1.0" encoding="UTF-8"?>\n'
+                    f"<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+                ).encode()
+                start_response(
+                    "403 Forbidden",
+                    [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))],
+                )
+                return [body]
+        return self.app(environ, start_response)
+
+    def refusal(self, environ: dict[str, Any]) -> tuple[str, str] | None:
+        pairs = [
+            (unquote(k), unquote(v))
+            for k, _, v in (item.partition("=") for item in environ["QUERY_STRING"].split("&"))
+        ]
+        params = dict(pairs)
+        try:
+            signed_at = datetime.strptime(params["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(
+                tzinfo=UTC
+            )
+            lifetime = int(params["X-Amz-Expires"])
+            _key_id, day, region, service, _ = params["X-Amz-Credential"].split("/")
+            names = params["X-Amz-SignedHeaders"].split(";")
+        except (KeyError, ValueError):
+            return ("AuthorizationQueryParametersError", "malformed presigned request")
+        if datetime.now(UTC) > signed_at + timedelta(seconds=lifetime):
+            return ("AccessDenied", "Request has expired")
+        canonical_query = "&".join(
+            f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}"
+            for k, v in sorted(pairs)
+            if k != "X-Amz-Signature"
+        )
+        raw_path = environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ["PATH_INFO"]
+        headers = [f"{name}:{' '.join(self.header(environ, name).split())}" for name in names]
+        canonical = "\n".join(
+            [
+                environ["REQUEST_METHOD"],
+                raw_path.split("?", 1)[0],
+                canonical_query,
+                *headers,
+                "",
+                ";".join(names),
+                "UNSIGNED-PAYLOAD",
+            ]
+        )
+        scope = f"{day}/{region}/{service}/aws4_request"
+        digest = hashlib.sha256(canonical.encode()).hexdigest()
+        to_sign = f"AWS4-HMAC-SHA256\n{params['X-Amz-Date']}\n{scope}\n{digest}"
+        key = f"AWS4{self.secret}".encode()
+        for part in (day, region, service, "aws4_request"):
+            key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+        expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, params.get("X-Amz-Signature", "")):
+            return (
+                "SignatureDoesNotMatch",
+                "The request signature we calculated does not match the signature you provided",
+            )
+        return None
+
+    @staticmethod
+    def header(environ: dict[str, Any], name: str) -> str:
+        if name in ("content-type", "content-length"):
+            return str(environ.get(name.upper().replace("-", "_"), ""))
+        return str(environ.get("HTTP_" + name.upper().replace("-", "_"), ""))
+
+
+def _moto_server(host: str, port: int, secret: str) -> Any:
+    """moto's ThreadedMotoServer with `PresignedRequestCheck` in front of its app."""
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from moto.server import ThreadedMotoServer
+    from werkzeug.serving import make_server
+
+    class CheckedMotoServer(ThreadedMotoServer):
+        def _server_entry(self) -> None:
+            app = PresignedRequestCheck(DomainDispatcherApplication(create_backend_app), secret)
+            self._server = make_server(
+                self._ip_address, self._port, app, True, request_handler=MotoRequestHandler
+            )
+            self._server_ready_event.set()
+            self._server.serve_forever()
+
+    return CheckedMotoServer(ip_address=host, port=port, verbose=False)
+
+
 def _check_port_free(host: str, port: int) -> None:
     """ThreadedMotoServer.start() waits forever if it cannot bind; fail loudly instead."""
     if port == 0:
@@ -116,11 +234,9 @@ def start_local_s3(
     region: str = "us-east-1",
 ) -> LocalS3:
     """Start moto on 127.0.0.1:`port` (0 = any free port) and set up bucket, queue, events."""
-    from moto.server import ThreadedMotoServer
-
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     _check_port_free("127.0.0.1", port)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = _moto_server("127.0.0.1", port, DEV_SECRET_ACCESS_KEY)
     server.start()
     host, bound = server.get_host_and_port()
     endpoint = f"http://{host}:{bound}"

@@ -317,10 +317,12 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 def start_scheduler(stack: Stack, interval: float) -> None:
     """`cleanup` on a short interval, as EventBridge runs it on AWS (stopped with the stack)."""
+    from izgens.export_jobs import stop_worker
     from izgens_local.scheduler import CleanupScheduler
 
     scheduler = CleanupScheduler(interval, first_delay=min(interval, 1.0)).start()
     stack.stoppers.append(scheduler.stop)
+    stack.stoppers.append(stop_worker)  # the exports' worker thread, started on demand
 
 
 def run_dev() -> int:

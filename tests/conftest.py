@@ -25,6 +25,7 @@ from psycopg.conninfo import make_conninfo
 from izgens.auth import reset_verifier
 from izgens.config import reset_settings
 from izgens.db import Database, reset_database
+from izgens.export_jobs import stop_worker
 from izgens.migrations import apply_migrations
 
 TEST_ENV = {
@@ -117,6 +118,9 @@ def db_url(pg_admin_url: str, template_db: str, monkeypatch: pytest.MonkeyPatch)
     try:
         yield url
     finally:
+        # an export a test requested is built in the background: let that build end (and
+        # drop queued ones) before its database and connections go
+        stop_worker()
         reset_database()
         reset_settings()
         _admin(pg_admin_url, f'drop database if exists "{name}" with (force)')

@@ -6,7 +6,7 @@ Thin by design: parse, authorize, call `izgens.generations`, shape the response.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Header, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -87,9 +87,13 @@ class UploadRequest(BaseModel):
 
 
 class Upload(BaseModel):
+    """`method` POST: a form of `fields` plus the file; PUT: the bare file with `headers`."""
+
     key: str
+    method: Literal["POST", "PUT"]
     url: str
     fields: dict[str, str]
+    headers: dict[str, str]
     expires_at: str
 
 
@@ -190,8 +194,10 @@ async def create_upload(body: UploadRequest, user: CurrentUser, request: Request
     )
     return Upload(
         key=presigned["key"],
+        method=presigned["method"],
         url=presigned["url"],
         fields=presigned["fields"],
+        headers=presigned["headers"],
         expires_at=presigned["expires_at"].isoformat(),
     )
 

@@ -1,13 +1,16 @@
 """The `privacy_export` function: data exports and account deletion, as the privacy policy
-promises them (docs/privacy.md)."""
+promises them (docs/privacy.md). It also builds the exports it records, when invoked
+asynchronously with a job event (`izgens.export_jobs`)."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from fastapi import Request, Response
 
-from izgens.http import CurrentUser, client_ip, create_app, lambda_handler
+from izgens.export_jobs import EVENT_JOB, handle_job
+from izgens.http import CurrentUser, blocking, client_ip, create_app, lambda_handler
 from izgens.privacy import DeletionView, ExportView, Privacy
 
 app = create_app(
@@ -16,24 +19,32 @@ app = create_app(
 
 
 @app.post("/privacy/exports", status_code=202, response_model=ExportView)
-def request_export(user: CurrentUser, request: Request) -> ExportView:
-    return Privacy.from_settings().request_export(user.id, client_ip(request))
+async def request_export(user: CurrentUser, request: Request) -> ExportView:
+    return await blocking(Privacy.from_settings().request_export, user.id, client_ip(request))
 
 
 @app.get("/privacy/exports/{export_id}", response_model=ExportView)
-def get_export(export_id: uuid.UUID, user: CurrentUser) -> ExportView:
-    return Privacy.from_settings().get_export(user.id, export_id)
+async def get_export(export_id: uuid.UUID, user: CurrentUser) -> ExportView:
+    return await blocking(Privacy.from_settings().get_export, user.id, export_id)
 
 
 @app.post("/privacy/deletion", status_code=202, response_model=DeletionView)
-def request_deletion(user: CurrentUser) -> DeletionView:
-    return Privacy.from_settings().request_deletion(user.id)
+async def request_deletion(user: CurrentUser) -> DeletionView:
+    return await blocking(Privacy.from_settings().request_deletion, user.id)
 
 
 @app.delete("/privacy/deletion", status_code=204)
-def cancel_deletion(user: CurrentUser) -> Response:
-    Privacy.from_settings().cancel_deletion(user.id)
+async def cancel_deletion(user: CurrentUser) -> Response:
+    await blocking(Privacy.from_settings().cancel_deletion, user.id)
     return Response(status_code=204)
 
 
-handler = lambda_handler(app)
+_http = lambda_handler(app)
+
+
+def handler(event: Any, context: Any) -> Any:
+    """Function URL requests, and the asynchronous invocations that build exports
+    (`izgens.export_jobs`: only a principal allowed to invoke the function sends those)."""
+    if isinstance(event, dict) and event.get("job") == EVENT_JOB:
+        return handle_job(event)
+    return _http(event, context)

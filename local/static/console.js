@@ -438,17 +438,20 @@ async function uploadReference(file) {
   const upload = await api("POST", "/generate/uploads", {
     body: { filename: file.name, content_type: file.type || "application/octet-stream", bytes: file.size },
   });
-  // the browser posts the file straight to the bucket with the presigned policy's fields
-  const form = new FormData();
-  for (const [name, value] of Object.entries(upload.fields)) form.append(name, value);
-  form.append("file", file);
+  // the browser sends the file straight to the bucket: a form with the presigned policy's
+  // fields (POST, AWS S3), or the bare file with the signed headers (PUT, Supabase Storage;
+  // the browser sets Content-Length from the file, which the signature pins too)
+  const request =
+    upload.method === "PUT"
+      ? { method: "PUT", headers: upload.headers, body: file }
+      : { method: "POST", body: formOf(upload.fields, file) };
   let response;
   try {
-    response = await fetch(upload.url, { method: "POST", body: form });
+    response = await fetch(upload.url, request);
   } catch (err) {
-    throw new Problem("POST", upload.url, 0, { title: "upload failed", detail: String(err) });
+    throw new Problem(request.method, upload.url, 0, { title: "upload failed", detail: String(err) });
   }
-  if (!response.ok) throw new Problem("POST", upload.url, response.status, await parseBody(response));
+  if (!response.ok) throw new Problem(request.method, upload.url, response.status, await parseBody(response));
   references.push(upload.key);
   renderReferences();
   notice(`Uploaded ${file.name} as ${upload.key}`);
@@ -456,6 +459,13 @@ async function uploadReference(file) {
 
 function referenceKind(key) {
   return /\.(mp4|mov)$/.test(key) ? "video" : "image";
+}
+
+function formOf(fields, file) {
+  const form = new FormData();
+  for (const [name, value] of Object.entries(fields)) form.append(name, value);
+  form.append("file", file);
+  return form;
 }
 
 function renderReferences() {
@@ -624,7 +634,8 @@ async function requestExport() {
   let exp = await api("POST", "/privacy_export/privacy/exports");
   $("export-link").hidden = true;
   for (let i = 0; i < 120 && !exp.url && !["failed", "expired"].includes(exp.status); i += 1) {
-    $("export-status").textContent = `export ${exp.id}: ${exp.status}`;
+    const progress = exp.rows_total ? ` ${Math.floor((100 * (exp.rows_done || 0)) / exp.rows_total)} %` : "";
+    $("export-status").textContent = `export ${exp.id}: ${exp.status}${progress}`;
     await sleep(POLL_MS);
     exp = await api("GET", `/privacy_export/privacy/exports/${exp.id}`);
   }

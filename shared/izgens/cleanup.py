@@ -110,12 +110,14 @@ def reconcile_purchases() -> dict[str, int]:
 
 @job("exports")
 def exports() -> dict[str, int]:
-    """Finish exports whose builder died; delete expired ones (object and link)."""
+    """Build exports whose hand-off was lost or whose builder died (lease run out), for up
+    to a minute per run; delete expired ones (object and link)."""
     from izgens.privacy import Privacy
 
     privacy = Privacy.from_settings()
     built = 0
-    while built < 20 and privacy.build_export():
+    deadline = time.monotonic() + 60
+    while built < 20 and time.monotonic() < deadline and privacy.build_export():
         built += 1
     return {"built": built, "expired": privacy.expire_exports(500)}
 
@@ -131,9 +133,9 @@ def references() -> dict[str, int]:
 @job("purge")
 def purge() -> dict[str, int]:
     """Accounts whose deletion is due (or whose purge died halfway)."""
-    from izgens.privacy import Privacy
+    from izgens.purge import Purger
 
-    return Privacy.from_settings().purge_due_accounts(20)
+    return Purger.from_settings().purge_due_accounts(20)
 
 
 @job("payment_retention")

@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -65,6 +66,10 @@ class Settings(BaseModel):
     # hold the role's own credentials, so these have names of their own
     s3_access_key_id: str | None = None
     s3_secret_access_key: SecretStr | None = None
+    # how browsers upload references: "post" (a presigned POST policy; AWS S3) or "put" (a
+    # presigned PUT pinned to type and length; Supabase Storage has no POST). Unset: "put"
+    # for a Supabase Storage endpoint, else "post"
+    s3_upload_method: Literal["post", "put"] | None = None
 
     byteplus_api_key: SecretStr | None = None
     byteplus_base_url: str = "https://ark.ap-southeast.bytepluses.com/api/v3"
@@ -88,6 +93,9 @@ class Settings(BaseModel):
     reference_retention_hours: int = Field(72, ge=1)
     payment_retention_years: int = Field(7, ge=1)
     export_ttl_hours: int = Field(24, ge=1)
+    # the Lambda (name:alias) that builds exports, invoked asynchronously; unset: a worker
+    # thread of the process that took the request (dev stack, container)
+    export_builder_function: str = ""
     export_link_seconds: int = Field(600, ge=30, le=3600)
     video_link_seconds: int = Field(900, ge=30, le=3600 * 12)
 
@@ -169,6 +177,16 @@ class Settings(BaseModel):
                 values[name] = environ[variable]
         values.update(overrides)
         return cls.model_validate(values)
+
+    @property
+    def upload_method(self) -> Literal["post", "put"]:
+        if self.s3_upload_method is not None:
+            return self.s3_upload_method
+        parts = urlsplit(self.s3_endpoint_url)
+        supabase = (parts.hostname or "").endswith(".supabase.co") or parts.path.rstrip(
+            "/"
+        ).endswith("/storage/v1/s3")
+        return "put" if supabase else "post"
 
     def public_url(self, function: str) -> str:
         try:

@@ -11,6 +11,9 @@ in front (`/account/me`). The outer app's edge middleware assigns the request id
 body, adds the security headers and answers CORS (for the origins in CORS_ORIGINS; on AWS
 the Function URLs do) once; the mounted apps see that and step aside.
 
+Exports requested here are built by a worker thread of this process (`izgens.export_jobs`),
+stopped with the lifespan after the build in progress.
+
 On AWS an EventBridge schedule invokes `cleanup`; here a thread started with the ASGI
 lifespan runs `izgens.cleanup.run_jobs()` every CLEANUP_INTERVAL_SECONDS (0 = off) and is
 stopped on shutdown. Every job is safe to run concurrently with itself, so each replica
@@ -135,7 +138,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        from izgens.export_jobs import stop_worker
+
         await to_thread.run_sync(scheduler.stop)
+        await to_thread.run_sync(stop_worker)
 
 
 def load_function(name: str) -> Any:

@@ -91,6 +91,7 @@ class Database:
         self.waited = 0  # callers that found every connection lent out and waited
         self.exhausted = 0  # callers that gave up waiting for a connection
         self._idle: list[psycopg.Connection[Any]] = []
+        self._closed = False  # close() was called: connections lent out then are closed on return
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(size)
 
@@ -137,14 +138,32 @@ class Database:
             if conn is not None:
                 healthy = not conn.closed and not conn.broken
                 idle = healthy and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-                if idle:
-                    with self._lock:
+                with self._lock:
+                    keep = idle and not self._closed
+                    if keep:
                         self._idle.append(conn)
-                elif not conn.closed:
+                if not keep and not conn.closed:
                     conn.close()
             with self._lock:
                 self.in_use -= 1
             self._slots.release()
+
+    @contextmanager
+    def dedicated(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection of its own, outside the pool, closed afterwards: for one long
+        statement (an export's COPY) while the pool keeps serving short ones."""
+        import psycopg
+
+        try:
+            conn = self._connect()
+        except psycopg.OperationalError as exc:
+            raise DatabaseUnavailable("cannot connect to the database") from exc
+        try:
+            yield conn
+        except psycopg.OperationalError as exc:
+            raise DatabaseUnavailable("the database connection failed") from exc
+        finally:
+            conn.close()
 
     def _run(self, sql: str, params: Params, fetch: str, idempotent: bool) -> Any:
         import psycopg
@@ -185,7 +204,9 @@ class Database:
         self._run(sql, params, "none", idempotent)
 
     def close(self) -> None:
+        """Close the idle connections; one still lent out is closed when it comes back."""
         with self._lock:
+            self._closed = True
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()

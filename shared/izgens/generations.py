@@ -66,10 +66,10 @@ class Generation(BaseModel):
     id: uuid.UUID
     user_id: uuid.UUID
     status: str
-    prompt: str
+    prompt: str | None  # None once deleted (erased by `forget_generation`)
     model: str
     resolution: str
-    ratio: str
+    ratio: str | None
     duration: int
     seed: int | None = None
     camera_fixed: bool | None = None
@@ -678,15 +678,19 @@ class Lifecycle:
     # -- user actions ---------------------------------------------------------------------------
 
     def delete(self, user_id: uuid.UUID, generation_id: uuid.UUID) -> None:
-        """Soft-delete; the video goes now, an unstarted task is canceled and refunded, a
-        running one is left to finish and its video deleted when it lands."""
-        row = self.db.one(
-            "select * from izgens.delete_generation(%s, %s)", (user_id, generation_id)
-        )
+        """Delete and forget: the prompt and parameters are erased in the same SQL call
+        (`forget_generation`), the video and the references no other generation uses go
+        now; an unstarted task is canceled and refunded, a running one is left to finish
+        and its video deleted when it lands."""
+        row = self.db.one("select izgens.forget_generation(%s, %s) as r", (user_id, generation_id))
         assert row is not None
-        gen = Generation.model_validate(row)
+        gen = Generation.model_validate(row["r"]["generation"])
         if gen.video_key:
             self.storage.delete(gen.video_key)
+        references: list[str] = row["r"]["references"]
+        if references:  # a failure here leaves them to the `references` retention job
+            self.storage.delete_keys(references)
+            self.db.one("select izgens.drop_reference_rows(%s) as n", (references,))
         if gen.status == "queued":
             self._try_cancel(gen)
         elif gen.status == "submitted" and gen.provider_task_id:

@@ -54,6 +54,7 @@ __all__ = [
     "MIN_PART_SIZE",
     "UPLOAD_EXPIRY_SECONDS",
     "UPLOAD_TYPES",
+    "LinkSigner",
     "ObjectCreated",
     "ObjectInfo",
     "PresignedUpload",
@@ -63,9 +64,11 @@ __all__ = [
     "UnsafeURL",
     "UploadType",
     "ContainerCredentials",
+    "UploadMethod",
     "container_credentials_uri",
     "get_storage",
     "presign_get_url",
+    "presign_put_url",
     "reset_credentials",
 ]
 
@@ -148,10 +151,18 @@ class ObjectCreated:
 
 
 class PresignedUpload(TypedDict):
+    """How the browser sends the file: `POST` a form of `fields` plus the file to `url`
+    (AWS S3), or `PUT` the bare file to `url` with exactly `headers` (Supabase Storage)."""
+
     key: str
+    method: Literal["POST", "PUT"]
     url: str
     fields: dict[str, str]
+    headers: dict[str, str]
     expires_at: datetime
+
+
+UploadMethod = Literal["post", "put"]
 
 
 def _canonical_uuid(value: str | uuid.UUID, what: str) -> str:
@@ -203,37 +214,101 @@ def presign_get_url(
     100k videos signs 100k links, so the few lines of the published algorithm are done
     here (a test compares the output with botocore's, signature included).
     """
+    extra = {"response-content-disposition": disposition} if disposition is not None else {}
+    return _presign(
+        "GET",
+        endpoint=endpoint,
+        bucket=bucket,
+        key=key,
+        region=region,
+        credentials=(access_key, secret_key, token),
+        seconds=seconds,
+        query_extra=extra,
+        headers={},
+        now=now,
+    )
+
+
+def presign_put_url(
+    *,
+    endpoint: str,
+    bucket: str,
+    key: str,
+    region: str,
+    access_key: str,
+    secret_key: str,
+    token: str | None,
+    seconds: int,
+    content_type: str,
+    content_length: int,
+    now: datetime,
+) -> str:
+    """A presigned PUT whose signature covers the exact Content-Type and Content-Length:
+    S3 (and Supabase Storage's S3 endpoint) refuse the upload if either differs. Same
+    output as botocore's `generate_presigned_url("put_object", ContentType=,
+    ContentLength=)` (tested)."""
+    return _presign(
+        "PUT",
+        endpoint=endpoint,
+        bucket=bucket,
+        key=key,
+        region=region,
+        credentials=(access_key, secret_key, token),
+        seconds=seconds,
+        query_extra={},
+        headers={"content-length": str(content_length), "content-type": content_type},
+        now=now,
+    )
+
+
+def _presign(
+    method: str,
+    *,
+    endpoint: str,
+    bucket: str,
+    key: str,
+    region: str,
+    credentials: tuple[str, str, str | None],
+    seconds: int,
+    query_extra: dict[str, str],
+    headers: dict[str, str],
+    now: datetime,
+) -> str:
+    """SigV4 query-string signing (path style, UNSIGNED-PAYLOAD); `headers` (lowercase
+    names) are signed besides `host`, so the request must carry exactly those values."""
     import hashlib
     import hmac
 
+    access_key, secret_key, token = credentials
     amz_date = now.strftime("%Y%m%dT%H%M%SZ")
     day = amz_date[:8]
     scope = f"{day}/{region}/s3/aws4_request"
     split = urlsplit(endpoint)
     path = f"{split.path.rstrip('/')}/{bucket}/{key}"
     canonical_path = quote(path, safe="/~")
+    signed = {**headers, "host": split.netloc}
+    names = sorted(signed)
     query = {
         "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
         "X-Amz-Credential": f"{access_key}/{scope}",
         "X-Amz-Date": amz_date,
         "X-Amz-Expires": str(seconds),
-        "X-Amz-SignedHeaders": "host",
+        "X-Amz-SignedHeaders": ";".join(names),
+        **query_extra,
     }
     if token:
         query["X-Amz-Security-Token"] = token
-    if disposition is not None:
-        query["response-content-disposition"] = disposition
     canonical_query = "&".join(
         f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in sorted(query.items())
     )
     canonical = "\n".join(
         [
-            "GET",
+            method,
             canonical_path,
             canonical_query,
-            f"host:{split.netloc}",
+            *(f"{name}:{signed[name]}" for name in names),
             "",
-            "host",
+            ";".join(names),
             "UNSIGNED-PAYLOAD",
         ]
     )
@@ -243,6 +318,61 @@ def presign_get_url(
     signing_key = _signing_key(secret_key, day, region)
     signature = hmac.new(signing_key, to_sign.encode(), hashlib.sha256).hexdigest()
     return f"{split.scheme}://{split.netloc}{canonical_path}?{canonical_query}&X-Amz-Signature={signature}"
+
+
+class LinkSigner:
+    """Presigned GETs for many keys signed at one instant (a privacy export's links): the
+    same URLs as `presign_get_url` (tested), with everything but the key's path computed
+    once, so a link costs a hash and an HMAC. Keys and URLs are bytes, as they stream."""
+
+    _SAFE = re.compile(rb"[A-Za-z0-9._\-/]+")
+
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        bucket: str,
+        region: str,
+        access_key: str,
+        secret_key: str,
+        token: str | None,
+        seconds: int,
+        now: datetime,
+    ) -> None:
+        marker = "k"  # a one-character key, replaced by each real one
+        url = presign_get_url(
+            endpoint=endpoint,
+            bucket=bucket,
+            key=marker,
+            region=region,
+            access_key=access_key,
+            secret_key=secret_key,
+            token=token,
+            seconds=seconds,
+            disposition=None,
+            now=now,
+        )
+        split = urlsplit(url)
+        amz_date = now.strftime("%Y%m%dT%H%M%SZ")
+        scope = f"{amz_date[:8]}/{region}/s3/aws4_request"
+        query = split.query.rsplit("&X-Amz-Signature=", 1)[0]
+        self._base = split.path[: -len(marker)].encode()
+        self._tail = f"\n{query}\nhost:{split.netloc}\n\nhost\nUNSIGNED-PAYLOAD".encode()
+        self._to_sign = f"AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n".encode()
+        self._origin = f"{split.scheme}://{split.netloc}".encode()
+        self._query = f"?{query}&X-Amz-Signature=".encode()
+        self._key = _signing_key(secret_key, amz_date[:8], region)
+
+    def __call__(self, key: bytes) -> bytes:
+        import hashlib
+        import hmac
+
+        if not self._SAFE.fullmatch(key):
+            key = quote(key, safe="/~").encode()
+        path = self._base + key
+        digest = hashlib.sha256(b"GET\n" + path + self._tail).hexdigest().encode()
+        signature = hmac.digest(self._key, self._to_sign + digest, "sha256").hex().encode()
+        return self._origin + path + self._query + signature
 
 
 def _aws_endpoint(region: str) -> str:
@@ -439,13 +569,17 @@ class Storage:
         access_key_id: str | None = None,
         secret_access_key: str | None = None,
         part_size: int = DEFAULT_PART_SIZE,
+        upload_method: UploadMethod = "post",
     ) -> None:
         if part_size < MIN_PART_SIZE:
             raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes")
+        if upload_method not in ("post", "put"):
+            raise ValueError("upload_method must be 'post' or 'put'")
         self.bucket = bucket
         self.endpoint_url = endpoint_url or None
         self.region = region
         self.part_size = part_size
+        self.upload_method: UploadMethod = upload_method
         self._access_key_id = access_key_id
         self._secret_access_key = secret_access_key
         self._client: Any = None
@@ -467,6 +601,7 @@ class Storage:
             region=settings.aws_region,
             access_key_id=key_id,
             secret_access_key=secret.get_secret_value() if (endpoint and secret) else None,
+            upload_method=settings.upload_method,
         )
 
     # -- the client -------------------------------------------------------------------------
@@ -564,11 +699,19 @@ class Storage:
     # -- uploads ----------------------------------------------------------------------------
 
     def presign_upload(
-        self, user_id: str | uuid.UUID, content_type: str, bytes_: int
+        self,
+        user_id: str | uuid.UUID,
+        content_type: str,
+        bytes_: int,
+        *,
+        now: datetime | None = None,
     ) -> PresignedUpload:
-        """A presigned POST whose policy pins the key, the exact type and the size range.
+        """A presigned upload pinned to the key, the exact type and the size: a POST policy
+        (type, size range) on AWS S3, or a PUT whose signature covers the exact type and
+        byte length where there is no POST (Supabase Storage; `S3_UPLOAD_METHOD=put`).
 
-        Real S3 enforces the policy (moto does not); `check_reference` re-checks anyway.
+        Real S3 enforces both (moto enforces neither; the dev stack's emulator checks PUT
+        signatures); `check_reference` re-checks at use anyway.
         """
         upload_type = UPLOAD_TYPES.get(content_type) if isinstance(content_type, str) else None
         if upload_type is None:
@@ -581,9 +724,31 @@ class Storage:
                 f"{content_type} uploads are limited to {upload_type.max_bytes} bytes"
             )
         key = self.reference_key(user_id, upload_type.ext)
-        expires_at = datetime.now(UTC).replace(microsecond=0) + timedelta(
-            seconds=UPLOAD_EXPIRY_SECONDS
-        )
+        signed_at = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+        expires_at = signed_at + timedelta(seconds=UPLOAD_EXPIRY_SECONDS)
+        if self.upload_method == "put":
+            access_key, secret_key, token = self._signing_credentials()
+            url = presign_put_url(
+                endpoint=self.endpoint_url or _aws_endpoint(self.region),
+                bucket=self.bucket,
+                key=key,
+                region=self.region,
+                access_key=access_key,
+                secret_key=secret_key,
+                token=token,
+                seconds=UPLOAD_EXPIRY_SECONDS,
+                content_type=content_type,
+                content_length=bytes_,
+                now=signed_at,
+            )
+            return PresignedUpload(
+                key=key,
+                method="PUT",
+                url=url,
+                fields={},
+                headers={"Content-Type": content_type},
+                expires_at=expires_at,
+            )
         from botocore.exceptions import BotoCoreError
 
         try:
@@ -600,7 +765,12 @@ class Storage:
         except BotoCoreError as exc:
             raise ProviderUnavailable("cannot sign the upload") from exc
         return PresignedUpload(
-            key=key, url=post["url"], fields=dict(post["fields"]), expires_at=expires_at
+            key=key,
+            method="POST",
+            url=post["url"],
+            fields=dict(post["fields"]),
+            headers={},
+            expires_at=expires_at,
         )
 
     def check_reference(
@@ -701,6 +871,22 @@ class Storage:
             seconds=seconds,
             disposition=disposition,
             now=datetime.now(UTC),
+        )
+
+    def link_signer(self, seconds: int, *, now: datetime | None = None) -> LinkSigner:
+        """Signs many download links valid `seconds` from `now` (privacy exports)."""
+        if not 1 <= seconds <= 7 * 24 * 3600:
+            raise InvalidRequest("a presigned URL lives between 1 second and 7 days")
+        access_key, secret_key, token = self._signing_credentials()
+        return LinkSigner(
+            endpoint=self.endpoint_url or _aws_endpoint(self.region),
+            bucket=self.bucket,
+            region=self.region,
+            access_key=access_key,
+            secret_key=secret_key,
+            token=token,
+            seconds=seconds,
+            now=now or datetime.now(UTC),
         )
 
     def _signing_credentials(self) -> tuple[str, str, str | None]:
@@ -806,11 +992,14 @@ class Storage:
             upload_marker = page.get("NextUploadIdMarker")
 
     def put_json_stream(self, key: str, chunks: Iterable[bytes]) -> ObjectInfo:
-        """Write a JSON document produced piece by piece (privacy exports), memory flat.
+        """Write a JSON document produced piece by piece (privacy exports), memory flat
+        (two parts at most: one filling while the previous one uploads, so producing the
+        document and sending it overlap).
 
         If `chunks` raises, the partial upload is aborted and the error propagates.
         """
-        with _ObjectWriter(self, self._checked_key(key), "application/json") as writer:
+        key = self._checked_key(key)
+        with _ObjectWriter(self, key, "application/json", overlap=True) as writer:
             for chunk in chunks:
                 writer.write(chunk)
             return writer.finish()
@@ -1033,13 +1222,23 @@ def _check_peer(response: Any, target: _Target) -> None:
 
 class _ObjectWriter:
     """Buffers one part at a time (preallocated, so memory stays at ~part_size) and becomes a
-    multipart upload only when the body outgrows a single part. Aborts on any exception."""
+    multipart upload only when the body outgrows a single part. Aborts on any exception.
 
-    def __init__(self, storage: Storage, key: str, content_type: str) -> None:
+    With `overlap`, a full part is sent by a helper thread while the caller fills the next
+    one (two part buffers, at most one upload in flight): the producer never waits for S3
+    unless it is faster than S3.
+    """
+
+    def __init__(
+        self, storage: Storage, key: str, content_type: str, *, overlap: bool = False
+    ) -> None:
         self._storage = storage
         self._key = key
         self._content_type = content_type
         self._buffer = bytearray(storage.part_size)
+        self._spare: bytearray | None = bytearray(storage.part_size) if overlap else None
+        self._sender: Any = None
+        self._in_flight: Any = None  # the Future of the part being sent
         self._filled = 0
         self._size = 0
         self._upload_id: str | None = None
@@ -1049,9 +1248,14 @@ class _ObjectWriter:
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is not None:
-            self.abort()
-        self._buffer = bytearray()
+        try:
+            if exc_type is not None:
+                self.abort()
+        finally:
+            if self._sender is not None:
+                self._sender.shutdown(wait=True)
+            self._buffer = bytearray()
+            self._spare = None
 
     def write(self, data: bytes) -> None:
         view = memoryview(data)
@@ -1072,12 +1276,30 @@ class _ObjectWriter:
             )
             self._upload_id = str(created["UploadId"])
         number = len(self._parts) + 1
+        self._parts.append({"PartNumber": number})
         body = self._buffer if self._filled == len(self._buffer) else self._last_piece()
+        self._filled = 0
+        if self._spare is None:
+            self._send(number, body)
+            return
+        self._wait_in_flight()  # the spare buffer is free again once its part is sent
+        if self._sender is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._sender = ThreadPoolExecutor(1, thread_name_prefix="izgens-upload")
+        self._in_flight = self._sender.submit(self._send, number, body)
+        self._buffer, self._spare = self._spare, body
+
+    def _send(self, number: int, body: bytearray) -> None:
         result = self._storage._call(
             "upload_part", Key=self._key, UploadId=self._upload_id, PartNumber=number, Body=body
         )
-        self._parts.append({"ETag": result["ETag"], "PartNumber": number})
-        self._filled = 0
+        self._parts[number - 1]["ETag"] = result["ETag"]
+
+    def _wait_in_flight(self) -> None:
+        if self._in_flight is not None:
+            future, self._in_flight = self._in_flight, None
+            future.result()  # an upload error surfaces here, in the caller's thread
 
     def _last_piece(self) -> bytearray:
         """The buffer cut down to its filled length in place: slicing would copy a part."""
@@ -1095,6 +1317,7 @@ class _ObjectWriter:
         else:
             if self._filled or not self._parts:
                 self._flush_part()
+            self._wait_in_flight()
             result = self._storage._call(
                 "complete_multipart_upload",
                 Key=self._key,
@@ -1109,6 +1332,15 @@ class _ObjectWriter:
     def abort(self) -> None:
         if self._upload_id is None:
             return
+        if self._in_flight is not None:
+            from concurrent.futures import CancelledError
+
+            future, self._in_flight = self._in_flight, None
+            future.cancel()
+            try:
+                future.result()
+            except (CancelledError, IzgensError):
+                log.info("part upload of %s ended by the abort", self._key)
         upload_id, self._upload_id = self._upload_id, None
         try:
             self._storage._call("abort_multipart_upload", Key=self._key, UploadId=upload_id)

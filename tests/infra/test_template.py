@@ -33,7 +33,7 @@ FUNCTIONS = {
     "CleanupFunction": "cleanup",
 }
 HTTP_FUNCTIONS = {"generate", "status", "account", "plisio_webhook", "privacy_export"}
-ASYNC_FUNCTIONS = {"video_stored", "cleanup"}
+ASYNC_FUNCTIONS = {"video_stored", "cleanup", "privacy_export"}
 
 # Actions AWS offers no resource-level permissions for: "Resource: *" is the only option.
 STAR_RESOURCE_ALLOWED = {
@@ -611,3 +611,23 @@ def test_underpriced_generation_metric_matches_what_the_margin_check_logs(
         log_event(logger, "underpriced generation", logging.WARNING, generation="g")
     line = json.loads(JsonFormatter().format(caplog.records[-1]))
     assert line["msg"] == "underpriced generation" and line["generation"] == "g"
+
+
+def test_only_privacy_export_may_invoke_a_function_and_only_its_own_live_alias(
+    translated: dict[str, Any],
+) -> None:
+    """The export hand-off (izgens.export_jobs): an asynchronous invocation of the
+    function's own `live` alias, the one EXPORT_BUILDER_FUNCTION names, nothing wider."""
+    granted: dict[str, list[Any]] = {}
+    for logical_id, role in _resources(translated, "AWS::IAM::Role").items():
+        for policy in role["Properties"].get("Policies", []):
+            for statement in _statements(policy["PolicyDocument"]):
+                if any(a.startswith("lambda:") for a in _as_list(statement["Action"])):
+                    assert _as_list(statement["Action"]) == ["lambda:InvokeFunction"]
+                    granted.setdefault(logical_id, []).extend(_as_list(statement["Resource"]))
+    alias = "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-privacy_export:live"
+    assert granted == {"PrivacyExportRole": [{"Fn::Sub": alias}]}
+    function = translated["Resources"]["PrivacyExportFunction"]["Properties"]
+    assert function["FunctionName"] == {"Fn::Sub": "${AWS::StackName}-privacy_export"}
+    env = function["Environment"]["Variables"]
+    assert env["EXPORT_BUILDER_FUNCTION"] == {"Fn::Sub": "${AWS::StackName}-privacy_export:live"}

@@ -98,7 +98,14 @@ def _own(stack: Stack, param: str, owner_auth: dict[str, str], owner: uuid.UUID)
     if param == "export_id":
         response = stack.api.post("/privacy_export/privacy/exports", headers=owner_auth)
         assert response.status_code == 202, response.text
-        return response.json()["id"]
+        export = response.json()["id"]
+        stack.wait_for(  # built in the background: settled before the snapshot
+            lambda: stack.db.one(
+                "select 1 as done from public.data_exports where id = %s and status = 'ready'",
+                (export,),
+            )
+        )
+        return export
     if param == "purchase_id":
         row = stack.db.one(
             "insert into public.purchases (user_id, pack_id, credits, amount, currency, status)"

@@ -134,7 +134,9 @@ def test_no_secret_in_logs_answers_or_exports(
     # an export, then a deletion request and its cancel
     export = call("POST", "/privacy_export/privacy/exports", headers=auth)
     assert export.status_code == 202, export.text
-    document = httpx.get(export.json()["url"], timeout=30).text
+    path = f"/privacy_export/privacy/exports/{export.json()['id']}"
+    ready = stack.wait_for(lambda: (r := call("GET", path, headers=auth).json())["url"] and r)
+    document = httpx.get(ready["url"], timeout=30).text
     assert gid in document  # it is the user's export
     call("POST", "/privacy_export/privacy/deletion", headers=auth)
     call("DELETE", "/privacy_export/privacy/deletion", headers=auth)

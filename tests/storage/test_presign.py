@@ -236,3 +236,108 @@ def test_signing_with_container_credentials_imports_neither_boto3_nor_botocore(
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "region", "token"),
+    [
+        ("https://abc.supabase.co/storage/v1/s3", "ap-southeast-1", None),
+        ("http://127.0.0.1:8003", "us-east-1", None),
+        (None, "eu-west-1", "FwoGZXIvYXdzEJr//////////wEaDK+token/x="),
+    ],
+)
+@pytest.mark.parametrize(("content_type", "length"), [("image/png", 1234), ("video/mp4", 10**8)])
+def test_presigned_put_matches_botocore(endpoint, region, token, content_type, length) -> None:
+    from izgens.storage import presign_put_url
+
+    client = boto3.session.Session(
+        aws_access_key_id="AKIDEXAMPLE",
+        aws_secret_access_key=SECRET,
+        aws_session_token=token,
+        region_name=region,
+    ).client(
+        "s3",
+        endpoint_url=endpoint,
+        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+    )
+    key = "references/00000000-0000-4000-8000-000000000001/0123456789abcdef0123456789abcdef.png"
+    reference = client.generate_presigned_url(
+        "put_object",
+        Params={"Bucket": "b", "Key": key, "ContentType": content_type, "ContentLength": length},
+        ExpiresIn=900,
+    )
+    signed_at = parse_qs(urlsplit(reference).query)["X-Amz-Date"][0]
+    ours = presign_put_url(
+        endpoint=client.meta.endpoint_url,
+        bucket="b",
+        key=key,
+        region=region,
+        access_key="AKIDEXAMPLE",
+        secret_key=SECRET,
+        token=token,
+        seconds=900,
+        content_type=content_type,
+        content_length=length,
+        now=datetime.strptime(signed_at, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC),
+    )
+    a, b = urlsplit(reference), urlsplit(ours)
+    assert (a.scheme, a.netloc, a.path) == (b.scheme, b.netloc, b.path)
+    assert parse_qs(a.query) == parse_qs(b.query)
+    assert parse_qs(b.query)["X-Amz-SignedHeaders"] == ["content-length;content-type;host"]
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "expected"),
+    [
+        ("", "post"),
+        ("http://127.0.0.1:8003", "post"),
+        ("https://abcdefgh.supabase.co/storage/v1/s3", "put"),
+        ("https://abcdefgh.storage.supabase.co/storage/v1/s3", "put"),
+        ("https://storage.example.com/storage/v1/s3/", "put"),
+    ],
+)
+def test_upload_method_defaults_from_the_endpoint(endpoint: str, expected: str) -> None:
+    from izgens.config import Settings
+
+    assert Settings.from_environ({"S3_ENDPOINT_URL": endpoint}).upload_method == expected
+    assert (
+        Settings.from_environ(
+            {"S3_ENDPOINT_URL": endpoint, "S3_UPLOAD_METHOD": "post"}
+        ).upload_method
+        == "post"
+    )
+    assert Settings.from_environ({"S3_UPLOAD_METHOD": "put"}).upload_method == "put"
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "region", "token"),
+    [
+        ("http://127.0.0.1:8003", "us-east-1", None),
+        (None, "eu-west-1", "FwoGZXIvYXdzEJr//////////wEaDK+token/x="),
+        ("https://abc.storage.supabase.co/storage/v1/s3", "ap-southeast-1", None),
+    ],
+)
+@pytest.mark.parametrize(
+    "key",
+    [
+        "videos/00000000-0000-4000-8000-000000000001/00000000-0000-4000-8000-000000000002.mp4",
+        "references/a/b~c.png",
+        "exports/u/ü x.json",  # a key our layout never makes: still quoted right
+    ],
+)
+def test_the_export_link_signer_signs_as_presign_get_url(endpoint, region, token, key) -> None:
+    from izgens.storage import LinkSigner, _aws_endpoint
+
+    now = datetime(2026, 12, 3, 14, 0, 5, tzinfo=UTC)
+    common = {
+        "endpoint": endpoint or _aws_endpoint(region),
+        "bucket": "my-bucket",
+        "region": region,
+        "access_key": "AKIDEXAMPLE",
+        "secret_key": SECRET,
+        "token": token,
+        "seconds": 43200,
+        "now": now,
+    }
+    expected = presign_get_url(key=key, disposition=None, **common)
+    assert LinkSigner(**common)(key.encode()) == expected.encode()

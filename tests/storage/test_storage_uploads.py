@@ -231,3 +231,73 @@ def test_head_and_delete(storage: Storage, s3: Any, user_id: str) -> None:
     storage.delete(key)
     assert storage.head(key) is None
     storage.delete(key)  # idempotent
+
+
+# --- presigned PUT (Supabase Storage has no presigned POST) ---------------------------------
+
+
+@pytest.fixture
+def put_storage(local_s3: Any) -> Storage:
+    return local_s3.storage(upload_method="put")
+
+
+def test_presigned_put_pins_type_and_exact_length(put_storage: Storage, user_id: str) -> None:
+    before = datetime.now(UTC).replace(microsecond=0)
+    upload = put_storage.presign_upload(user_id, "image/png", len(PNG))
+    assert upload["method"] == "PUT" and upload["fields"] == {}
+    assert upload["headers"] == {"Content-Type": "image/png"}
+    assert upload["key"].startswith(f"references/{user_id}/") and upload["key"].endswith(".png")
+    query = httpx.URL(upload["url"]).params
+    assert query["X-Amz-SignedHeaders"] == "content-length;content-type;host"
+    assert query["X-Amz-Expires"] == str(UPLOAD_EXPIRY_SECONDS)
+    assert before <= upload["expires_at"] <= before + timedelta(seconds=UPLOAD_EXPIRY_SECONDS + 1)
+
+    landed = httpx.put(upload["url"], content=PNG, headers=upload["headers"], timeout=10)
+    assert landed.status_code == 200, landed.text
+    assert put_storage.check_reference(upload["key"], user_id) == ReferenceInfo(
+        "image", "image/png", len(PNG)
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (PNG + b"x", "image/png"),  # one byte more than signed
+        (PNG[:-1], "image/png"),  # one byte less
+        (PNG, "image/jpeg"),  # another type
+        (PNG, "text/html"),
+    ],
+)
+def test_a_put_that_differs_from_what_was_signed_is_refused(
+    put_storage: Storage, user_id: str, body: bytes, content_type: str
+) -> None:
+    upload = put_storage.presign_upload(user_id, "image/png", len(PNG))
+    refused = httpx.put(upload["url"], content=body, headers={"Content-Type": content_type})
+    assert refused.status_code == 403 and b"SignatureDoesNotMatch" in refused.content
+    assert put_storage.head(upload["key"]) is None
+
+
+def test_an_expired_put_link_is_refused(put_storage: Storage, user_id: str) -> None:
+    signed = datetime.now(UTC) - timedelta(seconds=UPLOAD_EXPIRY_SECONDS + 5)
+    upload = put_storage.presign_upload(user_id, "image/png", len(PNG), now=signed)
+    assert upload["expires_at"] < datetime.now(UTC)
+    refused = httpx.put(upload["url"], content=PNG, headers=upload["headers"])
+    assert refused.status_code == 403 and b"Request has expired" in refused.content
+    assert put_storage.head(upload["key"]) is None
+
+
+def test_a_put_link_writes_only_its_own_key(put_storage: Storage, user_id: str) -> None:
+    upload = put_storage.presign_upload(user_id, "image/png", len(PNG))
+    other = put_storage.reference_key(str(uuid.uuid4()), "png")
+    moved = upload["url"].replace(upload["key"], other)
+    refused = httpx.put(moved, content=PNG, headers=upload["headers"])
+    assert refused.status_code == 403
+    assert put_storage.head(other) is None
+
+
+def test_a_tampered_download_link_is_refused(put_storage: Storage, s3: Any, user_id: str) -> None:
+    key = put_storage.reference_key(user_id, "png")
+    s3.put_object(Bucket=put_storage.bucket, Key=key, Body=PNG, ContentType="image/png")
+    url = put_storage.presigned_get(key, 60)
+    assert httpx.get(url).content == PNG
+    assert httpx.get(url.replace("X-Amz-Expires=60", "X-Amz-Expires=600")).status_code == 403

@@ -28,6 +28,62 @@ create table if not exists auth.users (
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now()
 );
+-- more of Supabase's columns (supabase/auth migrations): the export must carry the person's
+-- and leave out the credentials and one-time tokens
+alter table auth.users
+  add column if not exists encrypted_password text,
+  add column if not exists email_confirmed_at timestamptz,
+  add column if not exists last_sign_in_at timestamptz,
+  add column if not exists confirmation_token text,
+  add column if not exists recovery_token text,
+  add column if not exists email_change_token_new text,
+  add column if not exists email_change_token_current text,
+  add column if not exists phone_change_token text,
+  add column if not exists reauthentication_token text,
+  add column if not exists banned_until timestamptz,
+  add column if not exists deleted_at timestamptz;
+
+-- A Google (or other provider) sign-in: provider-side email, name, avatar in identity_data.
+create table if not exists auth.identities (
+  provider_id text not null,
+  user_id uuid not null references auth.users (id) on delete cascade,
+  identity_data jsonb not null,
+  provider text not null,
+  last_sign_in_at timestamptz,
+  created_at timestamptz,
+  updated_at timestamptz,
+  email text generated always as (lower(identity_data ->> 'email')) stored,
+  id uuid not null default gen_random_uuid() primary key,
+  constraint identities_provider_id_provider_unique unique (provider_id, provider)
+);
+create index if not exists identities_user_id_idx on auth.identities (user_id);
+
+-- Sessions keep the browser's user agent and address (Supabase Auth writes them).
+create table if not exists auth.sessions (
+  id uuid primary key,
+  user_id uuid not null references auth.users (id) on delete cascade,
+  created_at timestamptz,
+  updated_at timestamptz,
+  factor_id uuid,
+  aal text,
+  not_after timestamptz,
+  refreshed_at timestamp,
+  user_agent text,
+  ip inet,
+  tag text,
+  refresh_token_hmac_key text,
+  refresh_token_counter bigint
+);
+create index if not exists sessions_user_id_idx on auth.sessions (user_id);
+
+-- Auth's audit trail: the actor's id in the JSON payload, the client address beside it.
+create table if not exists auth.audit_log_entries (
+  instance_id uuid,
+  id uuid primary key,
+  payload json,
+  created_at timestamptz,
+  ip_address varchar(64) not null default ''
+);
 
 -- Same definitions as Supabase's (supabase/auth migrations): claims come from the
 -- `request.jwt.claims` setting that PostgREST sets per request.
