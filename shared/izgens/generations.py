@@ -691,6 +691,9 @@ class Lifecycle:
         if references:  # a failure here leaves them to the `references` retention job
             self.storage.delete_keys(references)
             self.db.one("select izgens.drop_reference_rows(%s) as n", (references,))
+        # the generation's own copies of its references (the keys that named them are
+        # erased now, so the `inputs` job would never find them)
+        self.storage.delete_prefix(f"inputs/{gen.user_id}/{gen.id}/")
         if gen.status == "queued":
             self._try_cancel(gen)
         elif gen.status == "submitted" and gen.provider_task_id:

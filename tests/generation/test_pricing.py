@@ -442,3 +442,19 @@ def test_pricing_references_costs_no_extra_sql(env: GenEnv) -> None:
     assert quoted.status_code == 200 and counter.of(quoted_id) == 1
     assert created.status_code == 202 and counter.of(created_id) == 2, counter.by_request
     assert created.json()["cost"] == quoted.json()["credits"]
+
+
+def test_deleting_a_generation_deletes_its_reference_copies_at_once(env: GenEnv) -> None:
+    user = env.user(credits=100_000)
+    keys = [
+        upload(env, user.headers, make_mp4(3, audio=False), "video/mp4"),
+        upload(env, user.headers, png(), "image/png"),
+    ]
+    gen = env.accepted(user, model="dreamina-seedance-2-0-fast-260128", reference_keys=keys)
+    env.wait_status(gen["id"], "completed")
+    copies = [f"inputs/{user.id}/{gen['id']}/0.mp4", f"inputs/{user.id}/{gen['id']}/1.png"]
+    assert all(env.object_exists(c) for c in copies)
+    assert (
+        env.api.delete(f"/status/generations/{gen['id']}", headers=user.headers).status_code == 204
+    )
+    assert not any(env.object_exists(c) for c in copies)
