@@ -29,14 +29,15 @@ format: $(STAMP)
 # every benchmark, then one summary table (benchmarks/report.py); each writes its figures
 # as JSON to BENCH_OUT. A failing benchmark does not stop the others: the report names it.
 BENCH_OUT ?= /tmp/izgens-bench-results
-BENCHMARKS := ledger cold_start routes status_read export burst margin
+BENCHMARKS := ledger cold_start cold_start_artifacts warm routes status_read export burst margin
 
 bench: $(STAMP)
 	@rm -rf $(BENCH_OUT) && mkdir -p $(BENCH_OUT)
 	@$(BIN)/python benchmarks/report.py --begin $(BENCH_OUT)
 	@for b in $(BENCHMARKS); do \
 		echo "== benchmarks/$$b.py"; \
-		BENCH_RESULTS=$(BENCH_OUT) $(BIN)/python benchmarks/$$b.py || echo "benchmarks/$$b.py failed"; \
+		case $$b in cold_start_artifacts) script=cold_start.py; args=--artifacts;; *) script=$$b.py; args=;; esac; \
+		BENCH_RESULTS=$(BENCH_OUT) $(BIN)/python benchmarks/$$script $$args || echo "benchmarks/$$b.py failed"; \
 	done
 	@$(BIN)/python benchmarks/report.py $(BENCH_OUT)
 

@@ -392,7 +392,7 @@ def run_artifacts(url: str, jwks_base: str, token: str, out: Path, *, build: boo
             ]
         )
     write_result(
-        "cold_start",
+        "cold_start_artifacts",
         {"mode": "artifacts", "runs": RUNS, "baseline_ms": baseline_ms, "cases": figures},
     )
     title = (

@@ -22,7 +22,17 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import table  # noqa: E402
 
-EXPECTED = ("ledger", "cold_start", "routes", "status_read", "export", "burst", "margin")
+EXPECTED = (
+    "ledger",
+    "cold_start",
+    "cold_start_artifacts",
+    "warm",
+    "routes",
+    "status_read",
+    "export",
+    "burst",
+    "margin",
+)
 
 
 def machine() -> dict[str, Any]:
@@ -61,8 +71,9 @@ def rows_for(results: dict[str, Any]) -> tuple[list[list[str]], list[str]]:
     def add(area: str, what: str, figure: str, target: str, ok: bool | None) -> None:
         rows.append([area, what, figure, target, verdict(ok)])
 
-    cold = results.get("cold_start")
-    if cold:
+    for cold in (results.get("cold_start"), results.get("cold_start_artifacts")):
+        if not cold:
+            continue
         add(
             "cold start",
             f"bare FastAPI+Mangum ({cold['mode']})",
@@ -74,7 +85,7 @@ def rows_for(results: dict[str, Any]) -> tuple[list[list[str]], list[str]]:
             target = case.get("target")
             add(
                 "cold start",
-                name,
+                f"{name} ({cold['mode']})",
                 f"{case['ms']:.0f} ms = {case['ratio']:.2f}x",
                 f"<= {target}x" if target else "",
                 None if not target else case["ratio"] <= target,
@@ -236,6 +247,16 @@ def rows_for(results: dict[str, Any]) -> tuple[list[list[str]], list[str]]:
     for name in EXPECTED:
         if name not in results:
             failures.append(f"{name}: no result (the benchmark failed; see its output above)")
+    warm = results.get("warm")
+    if warm:
+        for route, figures in warm["routes"].items():
+            add(
+                "warm",
+                f"{route} vs bare route (same SQL)",
+                f"p50 {figures['p50_ratio']:.2f}x, p99 {figures['p99_ratio']:.2f}x",
+                f"<= {warm['target']}x both",
+                figures["ok"],
+            )
     margin = results.get("margin")
     if margin:
         for model, figures in margin["models"].items():

@@ -682,7 +682,14 @@ class Lifecycle:
         (`forget_generation`), the video and the references no other generation uses go
         now; an unstarted task is canceled and refunded, a running one is left to finish
         and its video deleted when it lands."""
-        row = self.db.one("select izgens.forget_generation(%s, %s) as r", (user_id, generation_id))
+        try:
+            row = self.db.one(
+                "select izgens.forget_generation(%s, %s) as r", (user_id, generation_id)
+            )
+        except errors.NotFound:
+            # a purged account has no generations left either: it is signed out
+            self.db.one("select izgens.require_user(%s) as caller", (user_id,))
+            raise
         assert row is not None
         gen = Generation.model_validate(row["r"]["generation"])
         if gen.video_key:

@@ -4,6 +4,7 @@ its exact type and length, and a generation can use it."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -46,7 +47,9 @@ def test_console_uploads_by_put(browser: Any, put_stack: DevStack) -> None:
         assert (
             len(puts) == 1 and "X-Amz-SignedHeaders=content-length%3Bcontent-type%3Bhost" in puts[0]
         )
-        key = page.get_by_test_id("references").inner_text().split("references: ", 1)[1]
+        found = re.search(r"references/\S+", page.get_by_test_id("reference").inner_text())
+        assert found, page.get_by_test_id("reference").inner_text()
+        key = found.group(0)
         bucket = Storage(
             "izgens-dev",
             endpoint_url=put_stack.s3,

@@ -14,7 +14,11 @@ from izgens.errors import Unauthenticated
 
 SECRET = "legacy-hs256-secret-for-the-token-cache-test"
 ISSUER = "https://example.supabase.co/auth/v1"
-T0 = float(int(time.time()))  # PyJWT checks exp and iat on the real clock
+
+
+def now() -> float:
+    """The real time: PyJWT checks exp and iat on it; the cache gets its own clock."""
+    return float(int(time.time()))
 
 
 def token(exp: float, **claims: object) -> str:
@@ -23,7 +27,7 @@ def token(exp: float, **claims: object) -> str:
         "aud": "authenticated",
         "sub": str(uuid.uuid4()),
         "role": "authenticated",
-        "iat": int(T0) - 10,
+        "iat": int(now()) - 10,
         "exp": int(exp),
         **claims,
     }
@@ -43,9 +47,10 @@ class Counting(TokenVerifier):
 
 
 def test_a_token_is_checked_once_then_remembered_until_the_cache_time() -> None:
-    clock = [T0]
+    t0 = now()
+    clock = [t0]
     verifier = Counting(clock)
-    good = token(T0 + 3600)
+    good = token(t0 + 3600)
     first = verifier.verify(good)
     assert all(verifier.verify(good) == first for _ in range(5)) and verifier.checks == 1
     clock[0] += VERIFIED_CACHE_SECONDS - 1
@@ -56,27 +61,29 @@ def test_a_token_is_checked_once_then_remembered_until_the_cache_time() -> None:
 
 
 def test_a_remembered_token_is_never_remembered_past_its_expiry() -> None:
-    clock = [T0]
+    t0 = now()
+    clock = [t0]
     verifier = Counting(clock)
-    short = token(T0 + 60)
+    short = token(t0 + 60)
     verifier.verify(short)
-    clock[0] = T0 + 59
+    clock[0] = t0 + 59
     verifier.verify(short)
     assert verifier.checks == 1
-    clock[0] = T0 + 60  # within the cache time, at the token's exp: checked again
+    clock[0] = t0 + 60  # within the cache time, at the token's exp: checked again
     verifier.verify(short)
     assert verifier.checks == 2
 
 
 def test_failures_are_never_remembered() -> None:
-    clock = [T0]
+    t0 = now()
+    clock = [t0]
     verifier = Counting(clock)
-    forged = token(T0 + 3600)[:-4] + "AAAA"
+    forged = token(t0 + 3600)[:-4] + "AAAA"
     for _ in range(3):
         with pytest.raises(Unauthenticated):
             verifier.verify(forged)
     assert verifier.checks == 3
-    anonymous = token(T0 + 3600, is_anonymous=True)
+    anonymous = token(t0 + 3600, is_anonymous=True)
     for _ in range(2):
         with pytest.raises(Unauthenticated, match="anonymous"):
             verifier.verify(anonymous)
@@ -84,12 +91,13 @@ def test_failures_are_never_remembered() -> None:
 
 
 def test_the_cache_is_bounded() -> None:
-    clock = [T0]
+    t0 = now()
+    clock = [t0]
     verifier = Counting(clock)
-    first = token(T0 + 3600)
+    first = token(t0 + 3600)
     verifier.verify(first)
     for _ in range(VERIFIED_CACHE_SIZE):
-        verifier.verify(token(T0 + 3600))
+        verifier.verify(token(t0 + 3600))
     assert len(verifier._verified) == VERIFIED_CACHE_SIZE
     checks = verifier.checks
     verifier.verify(first)  # the oldest was dropped: checked again
