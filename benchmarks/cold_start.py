@@ -417,7 +417,9 @@ def run_artifacts(url: str, jwks_base: str, token: str, out: Path, *, build: boo
 # --- from this virtualenv (the default) ---------------------------------------------------
 
 
-def run_in_place(url: str, jwks_base: str, token: str, completed: str, credentials: str) -> str:
+def run_in_place(
+    url: str, jwks_base: str, token: str, completed: tuple[str, str], credentials: str
+) -> str:
     import importlib.util
 
     functions = [f for f in CASES if importlib.util.find_spec(f"izgens_functions.{f}.handler")]
@@ -452,7 +454,7 @@ def run_in_place(url: str, jwks_base: str, token: str, completed: str, credentia
         plan.append((f"{fn} unauthenticated", module, event(m1, p1, None, body)))
         if auth:
             plan.append((f"{fn} first authenticated + DB", module, event(auth[0], auth[1], token)))
-    plan.append((COMPLETED_READ, "izgens_functions.status.handler", event("GET", completed, token)))
+    plan.append((COMPLETED_READ, "izgens_functions.status.handler", event("GET", *completed)))
 
     def env_of(name: str) -> dict[str, str]:
         return snapstart if name == COMPLETED_READ else env
@@ -461,8 +463,10 @@ def run_in_place(url: str, jwks_base: str, token: str, completed: str, credentia
         for name, module, ev in plan:
             timed(module, ev, env_of(name))
     statuses: dict[str, str] = {}
+    shuffler = random.Random(8)
     for _ in range(RUNS):
-        for name, module, ev in plan:
+        # a new order every round (see run_artifacts)
+        for name, module, ev in shuffler.sample(plan, len(plan)):
             ms, status = timed(module, ev, env_of(name))
             samples.setdefault(name, []).append(ms)
             statuses[name] = status
@@ -528,16 +532,22 @@ def main(argv: list[str] | None = None) -> None:
             conn.execute(
                 "insert into auth.users (id, email) values (%s, 'bench@example.com')", (user,)
             )
-            conn.execute("select izgens.ensure_profile(%s)", (user,))
+            # the completed generation is another user's: the history case reads an empty page
+            owner = uuid.uuid4()
+            conn.execute(
+                "insert into auth.users (id, email) values (%s, 'owner@example.com')", (owner,)
+            )
+            conn.execute("select izgens.ensure_profile(%s)", (owner,))
             generation = conn.execute(
                 "insert into public.generations (user_id, status, prompt, model, resolution,"
                 " ratio, duration, cost, idempotency_key, request_hash, provider_task_id,"
                 " video_key, completed_at)"
                 " values (%s, 'completed', 'p', 'seedance-1-0-pro-fast-251015', '720p', '16:9',"
                 " 5, 16, 'k', 'h', 'cgt-bench', 'videos/' || %s || '/x.mp4', now()) returning id",
-                (user, str(user)),
+                (owner, str(owner)),
             ).fetchone()[0]  # type: ignore[index]
         token = signer.token(user, "bench@example.com")
+        owner_token = signer.token(owner, "owner@example.com")
         # Lambda's container credentials endpoint (SnapStart): one JSON answer to any GET
         credentials = JwksServer(
             {
@@ -554,7 +564,9 @@ def main(argv: list[str] | None = None) -> None:
                     url, jwks.base, token, args.out.resolve(), build=not args.no_build
                 )
             else:
-                report = run_in_place(url, jwks.base, token, completed, credentials.base + "/creds")
+                report = run_in_place(
+                    url, jwks.base, token, (completed, owner_token), credentials.base + "/creds"
+                )
         finally:
             jwks.stop()
             credentials.stop()
