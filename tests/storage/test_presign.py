@@ -11,7 +11,8 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from izgens.storage import _content_disposition, presign_get_url
+from izgens.storage import presign_get_url
+from izgens.storage.presign import _content_disposition
 
 SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 
@@ -69,7 +70,7 @@ def test_presigned_get_matches_botocore(endpoint, region, token, key, filename) 
 
 @pytest.mark.parametrize("region", ["us-east-1", "eu-west-1", "ap-southeast-1", "us-west-2"])
 def test_aws_endpoint_matches_botocore(region: str) -> None:
-    from izgens.storage import _aws_endpoint
+    from izgens.storage.presign import _aws_endpoint
 
     client = boto3.session.Session(
         aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key=SECRET, region_name=region
@@ -326,7 +327,8 @@ def test_upload_method_defaults_from_the_endpoint(endpoint: str, expected: str) 
     ],
 )
 def test_the_export_link_signer_signs_as_presign_get_url(endpoint, region, token, key) -> None:
-    from izgens.storage import LinkSigner, _aws_endpoint
+    from izgens.storage import LinkSigner
+    from izgens.storage.presign import _aws_endpoint
 
     now = datetime(2026, 12, 3, 14, 0, 5, tzinfo=UTC)
     common = {

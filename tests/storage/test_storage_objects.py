@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from izgens.config import Settings
-from izgens.storage import Storage, UnsafeURL, _check_peer, _HostRule, _Target
+from izgens.storage import Storage, UnsafeURL
+from izgens.storage.urls import _check_peer, _HostRule, _Target
 from izgens_local.s3 import LocalS3, SqsEventPump, start_local_s3
 
 
