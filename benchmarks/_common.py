@@ -114,7 +114,7 @@ def dev_stack(
     from izgens.db import reset_database
     from izgens.generations import reset_provider
     from izgens.payments import reset_plisio_client
-    from izgens.storage import get_storage
+    from izgens.storage import reset_storage
     from izgens_functions.video_stored.handler import handle_event
     from izgens_local.byteplus_sim import SimServer
     from izgens_local.devauth import DevSigner
@@ -128,7 +128,7 @@ def dev_stack(
         reset_settings()
         reset_verifier()
         reset_database()
-        get_storage.cache_clear()
+        reset_storage()
         reset_provider()
         reset_plisio_client()
 

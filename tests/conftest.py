@@ -233,7 +233,7 @@ def services(
 ) -> Iterator[dict[str, object]]:
     """Settings pointed at moto, the simulator and the dev server for this test."""
     from izgens.generations import reset_provider
-    from izgens.storage import get_storage
+    from izgens.storage import reset_storage
 
     sim_host = byteplus_sim.url.removeprefix("http://")  # type: ignore[attr-defined]
     env = {
@@ -248,10 +248,10 @@ def services(
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     reset_settings()
-    get_storage.cache_clear()
+    reset_storage()
     reset_provider()
     try:
         yield {"s3": local_s3, "sim": byteplus_sim, "env": env}
     finally:
-        get_storage.cache_clear()
+        reset_storage()
         reset_provider()

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from izgens.clients import Shared
 from izgens.errors import Unauthenticated
 
 __all__ = ["TokenVerifier", "User", "get_verifier", "reset_verifier"]
@@ -157,22 +158,17 @@ class TokenVerifier:
         )
 
 
-_verifier: TokenVerifier | None = None
+def _build_verifier() -> TokenVerifier:
+    from izgens.config import get_settings
+
+    s = get_settings()
+    secret = s.supabase_jwt_secret.get_secret_value() if s.supabase_jwt_secret else None
+    return TokenVerifier(
+        issuer=s.supabase_jwt_issuer, jwks_url=s.supabase_jwks_url or None, hs256_secret=secret
+    )
 
 
-def get_verifier() -> TokenVerifier:
-    global _verifier
-    if _verifier is None:
-        from izgens.config import get_settings
-
-        s = get_settings()
-        secret = s.supabase_jwt_secret.get_secret_value() if s.supabase_jwt_secret else None
-        _verifier = TokenVerifier(
-            issuer=s.supabase_jwt_issuer, jwks_url=s.supabase_jwks_url or None, hs256_secret=secret
-        )
-    return _verifier
-
-
-def reset_verifier() -> None:
-    global _verifier
-    _verifier = None
+# one per process: its JWKS cache and the tokens it verified serve every request
+_verifier = Shared("token verifier", _build_verifier)
+get_verifier = _verifier.get
+reset_verifier = _verifier.reset

@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from functools import lru_cache
 from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from izgens.clients import Shared
 
 __all__ = ["DEV_SECRETS", "Settings", "get_settings", "reset_settings"]
 
@@ -208,11 +209,9 @@ def _secrets_manager_overlay() -> dict[str, str]:
     return {fields[k]: str(v) for k, v in values.items() if k in fields and k not in os.environ}
 
 
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return Settings.from_environ(os.environ, **_secrets_manager_overlay())
-
-
-def reset_settings() -> None:
-    """Forget the cached settings (tests and the dev stack change the environment)."""
-    get_settings.cache_clear()
+# read once per process; reset when the environment changes (tests, the dev stack)
+_settings = Shared(
+    "settings", lambda: Settings.from_environ(os.environ, **_secrets_manager_overlay())
+)
+get_settings = _settings.get
+reset_settings = _settings.reset

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from izgens import errors
+from izgens.clients import Shared
 from izgens.errors import DatabaseUnavailable
 
 if TYPE_CHECKING:
@@ -212,31 +213,16 @@ class Database:
             conn.close()
 
 
-_database: Database | None = None
-_database_lock = threading.Lock()
+def _build_database() -> Database:
+    from izgens.config import get_settings
+
+    settings = get_settings()
+    return Database(
+        settings.database_url, size=settings.db_pool_size, timeout=settings.db_pool_timeout
+    )
 
 
-def get_database() -> Database:
-    """The process-wide Database, built from settings on first use."""
-    global _database
-    if _database is None:
-        from izgens.config import get_settings
-
-        settings = get_settings()
-        with _database_lock:
-            if _database is None:
-                _database = Database(
-                    settings.database_url,
-                    size=settings.db_pool_size,
-                    timeout=settings.db_pool_timeout,
-                )
-    return _database
-
-
-def reset_database() -> None:
-    """Close and forget the process-wide Database (SnapStart restore, tests)."""
-    global _database
-    with _database_lock:
-        if _database is not None:
-            _database.close()
-        _database = None
+# the process-wide pool (one connection per warm Lambda by default)
+_database = Shared("database", _build_database, close=Database.close)
+get_database = _database.get
+reset_database = _database.reset

@@ -21,6 +21,7 @@ import threading
 import uuid
 from typing import Any
 
+from izgens.clients import Shared
 from izgens.logs import log_event
 
 __all__ = ["EVENT_JOB", "ExportWorker", "dispatch", "handle_job", "stop_worker"]
@@ -52,31 +53,28 @@ def handle_job(event: dict[str, Any]) -> dict[str, Any]:
 
 # -- AWS: an asynchronous Lambda invocation ------------------------------------------------
 
-_lambda: Any = None
-_lambda_lock = threading.Lock()
+
+def _build_lambda() -> Any:
+    import boto3
+    from botocore.config import Config
+
+    from izgens.config import get_settings
+
+    config = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 2})
+    return boto3.client("lambda", region_name=get_settings().aws_region, config=config)
+
+
+_lambda = Shared("lambda", _build_lambda)
 
 
 def _invoke(function: str, export_id: uuid.UUID) -> None:
     """InvocationType=Event: Lambda queues it and answers 202 at once (retries and the
     failure destination are the function's EventInvokeConfig)."""
-    global _lambda
     from botocore.exceptions import BotoCoreError, ClientError
-
-    from izgens.config import get_settings
 
     payload = json.dumps({"job": EVENT_JOB, "export_id": str(export_id)}).encode()
     try:
-        if _lambda is None:
-            with _lambda_lock:
-                if _lambda is None:
-                    import boto3
-                    from botocore.config import Config
-
-                    config = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 2})
-                    _lambda = boto3.client(
-                        "lambda", region_name=get_settings().aws_region, config=config
-                    )
-        _lambda.invoke(FunctionName=function, InvocationType="Event", Payload=payload)
+        _lambda.get().invoke(FunctionName=function, InvocationType="Event", Payload=payload)
     except (BotoCoreError, ClientError) as exc:
         log_event(
             logger,

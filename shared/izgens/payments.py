@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from izgens import errors, jsonbody
+from izgens.clients import Shared
 from izgens.logs import log_event
 from izgens.paging import DEFAULT_LIMIT, Page, decode_cursor, encode_cursor
 from izgens.plisio_signature import InvalidSignature, canonical_sha256, verify_callback
@@ -151,37 +151,10 @@ def from_settings(settings: Settings | None = None) -> PlisioClient:
     return PlisioClient(s.plisio_base_url, secret)
 
 
-_client: PlisioClient | None = None
-_client_key: tuple[str, str] | None = None
-_client_lock = threading.Lock()
-_retired: list[PlisioClient] = []  # replaced after a settings change, closed on reset
-
-
-def get_plisio_client() -> PlisioClient:
-    """The process-wide client, rebuilt only when the settings it was made from change."""
-    global _client, _client_key
-    from izgens.config import get_settings
-
-    s = get_settings()
-    key = (s.plisio_base_url, s.plisio_secret_key.get_secret_value() if s.plisio_secret_key else "")
-    with _client_lock:
-        if _client is None or _client_key != key:
-            if _client is not None:
-                # not closed now: another thread may be mid-call with it
-                _retired.append(_client)
-            _client, _client_key = from_settings(s), key
-        return _client
-
-
-def reset_plisio_client() -> None:
-    """Close and forget the process-wide client and any it replaced (tests, SnapStart)."""
-    global _client, _client_key
-    with _client_lock:
-        old = [*_retired, *([_client] if _client is not None else [])]
-        _retired.clear()
-        _client, _client_key = None, None
-    for client in old:
-        client.close()
+# the process-wide client (its connection pool is reused between callbacks and checkouts)
+_plisio = Shared("plisio", from_settings, close=lambda client: client.close())
+get_plisio_client = _plisio.get
+reset_plisio_client = _plisio.reset
 
 
 # --- packs and purchases -------------------------------------------------------------------

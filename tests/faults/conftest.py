@@ -27,9 +27,8 @@ def proxy(env: GenEnv) -> Iterator[FaultProxy]:
         patch.setenv("BYTEPLUS_BASE_URL", f"{fault.url}/api/v3")
         patch.setenv("BYTEPLUS_VIDEO_HOSTS", fault.url.removeprefix("http://"))
         reset_settings()
-        generations.reset_provider()
-        generations._provider = BytePlusClient(
-            f"{fault.url}/api/v3", API_KEY, timeout=1.0, backoff=0.05
+        generations.provider_client.set(
+            BytePlusClient(f"{fault.url}/api/v3", API_KEY, timeout=1.0, backoff=0.05)
         )
         try:
             yield fault

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import pytest
 
 from izgens.config import reset_settings
-from izgens.storage import get_storage
+from izgens.storage import reset_storage
 from tests.faults.support import assert_books, settle, wait_provider_idle
 from tests.generation.conftest import GenEnv, wait_for
 
@@ -31,11 +31,11 @@ def bucket_failing(how: str) -> Iterator[None]:
         else:
             patch.setenv("S3_BUCKET", "izgens-refusing-bucket")
         reset_settings()
-        get_storage.cache_clear()
+        reset_storage()
         try:
             yield
         finally:
-            get_storage.cache_clear()
+            reset_storage()
     reset_settings()
 
 

@@ -28,7 +28,7 @@ from izgens import generations
 from izgens.config import reset_settings
 from izgens.db import Database, get_database
 from izgens.logs import request_id_var
-from izgens.storage import Storage, get_storage
+from izgens.storage import Storage, reset_storage
 from izgens_local.byteplus_sim import SimConfig, SimServer
 from izgens_local.s3 import LocalS3, SqsEventPump, start_local_s3
 from tests.conftest import DevServer, make_user
@@ -182,7 +182,7 @@ def stack(dev_server: DevServer, gen_s3: LocalS3, gen_sim: SimServer) -> Iterato
 
     def refresh() -> None:
         reset_settings()
-        get_storage.cache_clear()
+        reset_storage()
         generations.reset_provider()
 
     with pytest.MonkeyPatch.context() as patch:

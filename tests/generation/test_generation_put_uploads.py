@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from izgens.config import reset_settings
-from izgens.storage import UPLOAD_EXPIRY_SECONDS, Storage, get_storage
+from izgens.storage import UPLOAD_EXPIRY_SECONDS, Storage, get_storage, reset_storage
 from tests.generation.conftest import GenEnv, User, is_mp4, png
 
 BUCKET = "izgens-put-test"
@@ -37,9 +37,9 @@ def put_mode(env: GenEnv, monkeypatch: pytest.MonkeyPatch) -> Iterator[Storage]:
     }.items():
         monkeypatch.setenv(name, value)
     reset_settings()
-    get_storage.cache_clear()
+    reset_storage()
     yield bucket
-    get_storage.cache_clear()
+    reset_storage()
 
 
 def presign(env: GenEnv, user: User, data: bytes, content_type: str = "image/png") -> dict:

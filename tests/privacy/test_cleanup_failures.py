@@ -19,7 +19,7 @@ import pytest
 from izgens import cleanup
 from izgens.config import reset_settings
 from izgens.db import Database
-from izgens.storage import get_storage
+from izgens.storage import get_storage, reset_storage
 from tests.conftest import DevServer, make_user
 from tests.infra.test_template import TEMPLATE
 from tests.payments.support import dead_url
@@ -79,7 +79,7 @@ def test_a_purge_that_cannot_delete_objects_fails_the_invocation(
     user = due_deletion(db)
     monkeypatch.setenv("S3_ENDPOINT_URL", dead_url())  # the bucket is unreachable
     reset_settings()
-    get_storage.cache_clear()
+    reset_storage()
     with pytest.raises(cleanup.CleanupFailed, match="purge"):
         handler({"jobs": ["purge", "rate_limits", "ledger_check"]}, None)
     lines = failure_lines(logged)
@@ -106,7 +106,7 @@ def test_a_job_that_raises_fails_the_invocation(
     )
     monkeypatch.setenv("S3_ENDPOINT_URL", dead_url())
     reset_settings()
-    get_storage.cache_clear()
+    reset_storage()
     with pytest.raises(cleanup.CleanupFailed, match="references"):
         handler({"jobs": ["references"]}, None)
     assert failure_lines(logged)["references"] == (1, logging.ERROR)

@@ -195,13 +195,13 @@ def _refresh() -> None:
     """Forget everything built from settings (clients, the verifier's HS256 secret)."""
     from izgens.auth import reset_verifier
     from izgens.generations import reset_provider
-    from izgens.storage import get_storage
+    from izgens.storage import reset_storage
 
     reset_settings()
     reset_verifier()
     reset_plisio_client()
     reset_provider()
-    get_storage.cache_clear()
+    reset_storage()
 
 
 def _wait_for_callbacks(sim: SimServer, timeout: float = 10.0) -> None:

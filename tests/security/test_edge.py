@@ -194,7 +194,7 @@ def test_concurrent_first_requests_build_one_provider_client(stack: Stack) -> No
 
     def first_request() -> None:
         barrier.wait()
-        built.append(generations._shared_provider(get_settings()))
+        built.append(generations.provider_client.get())
 
     threads = [threading.Thread(target=first_request) for _ in range(16)]
     for thread in threads:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
@@ -71,15 +70,11 @@ def install_snapstart_hooks() -> None:
 
 
 def after_restore() -> None:
+    """Every process-wide client goes (database connections, credentials, provider pools
+    opened before the snapshot), and `random` is re-seeded."""
     import random
 
-    from izgens.db import reset_database
+    from izgens.clients import reset_all
 
-    reset_database()
+    reset_all()
     random.seed()
-    generations = sys.modules.get("izgens.generations")
-    if generations is not None:
-        generations.reset_provider()
-    storage = sys.modules.get("izgens.storage")
-    if storage is not None:
-        storage.reset_credentials()

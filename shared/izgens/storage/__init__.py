@@ -26,7 +26,7 @@ from), `copier` (the streaming copy into the bucket), `client` (the Storage clas
 
 from __future__ import annotations
 
-from izgens.storage.client import Storage, get_storage
+from izgens.storage.client import Storage, get_storage, reset_storage
 from izgens.storage.copier import UnexpectedContent
 from izgens.storage.credentials import (
     ContainerCredentials,
@@ -69,4 +69,5 @@ __all__ = [
     "presign_get_url",
     "presign_put_url",
     "reset_credentials",
+    "reset_storage",
 ]

@@ -8,10 +8,10 @@ import threading
 import uuid
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
+from izgens.clients import Shared
 from izgens.errors import (
     InvalidRequest,
     NotFound,
@@ -38,19 +38,23 @@ from izgens.storage.keys import (
 from izgens.storage.presign import LinkSigner, _aws_endpoint, _content_disposition, presign_get_url
 from izgens.storage.references import _References
 
-__all__ = ["Storage", "get_storage"]
+__all__ = ["Storage", "get_storage", "reset_storage"]
 
 log = logging.getLogger("izgens.storage")
 
 VIDEO_NOTIFICATION_ID = "izgens-videos"
 
 
-@lru_cache(maxsize=1)
-def get_storage() -> Storage:
-    """The process-wide Storage built from settings (the client itself is still lazy)."""
+def _build_storage() -> Storage:
+    """The process-wide Storage built from settings (the boto3 client itself is still lazy)."""
     from izgens.config import get_settings
 
     return Storage.from_settings(get_settings())
+
+
+_storage = Shared("storage", _build_storage)
+get_storage = _storage.get
+reset_storage = _storage.reset
 
 
 class Storage(_Signing, _References, _Copier):

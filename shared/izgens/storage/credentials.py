@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from izgens.clients import Shared
 from izgens.errors import (
     ProviderUnavailable,
 )
@@ -41,11 +42,6 @@ class ContainerCredentials:
         self._cached: tuple[str, str, str | None] | None = None
         self._expires = 0.0
 
-    def reset(self) -> None:
-        """Forget them (after a SnapStart restore: the snapshot's may be stale)."""
-        with self._lock:
-            self._cached, self._expires = None, 0.0
-
     def get(self, env: Mapping[str, str]) -> tuple[str, str, str | None]:
         with self._lock:
             if self._cached is None or self._clock() >= self._expires - REFRESH_BEFORE_SECONDS:
@@ -76,11 +72,9 @@ class ContainerCredentials:
         return found, expires.timestamp()
 
 
-_container_credentials = ContainerCredentials()
-
-
-def reset_credentials() -> None:
-    _container_credentials.reset()
+# the role's keys, per process; reset after a SnapStart restore (the snapshot's may be stale)
+_container_credentials = Shared("container credentials", ContainerCredentials)
+reset_credentials = _container_credentials.reset
 
 
 class _Signing:
@@ -100,7 +94,7 @@ class _Signing:
                 env.get("AWS_SESSION_TOKEN"),
             )
         if container_credentials_uri(env):
-            return _container_credentials.get(env)
+            return _container_credentials.get().get(env)
         from botocore.exceptions import BotoCoreError
         from botocore.session import Session
 
