@@ -20,12 +20,9 @@ Only httpx and pydantic are imported, so functions that never call BytePlus stay
 
 from __future__ import annotations
 
-import email.utils
 import logging
-import random
 import secrets
 import string
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -42,6 +39,7 @@ from izgens.errors import (
     ProviderRejected,
     ProviderUnavailable,
 )
+from izgens.retry import NO_RETRY, Retry, retry_after_seconds
 
 __all__ = [
     "TERMINAL_STATUSES",
@@ -177,24 +175,6 @@ def _client_request_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%d%H%M%S") + suffix
 
 
-def _retry_after(value: str | None) -> float | None:
-    """Retry-After as seconds: either delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
 class BytePlusClient:
     """Create, read, list and cancel Seedance tasks; errors are `ProviderError`s only.
 
@@ -216,8 +196,9 @@ class BytePlusClient:
             raise ValueError("BytePlus API key is empty")
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
-        self.retries = max(0, retries)
-        self.backoff = max(0.0, backoff)
+        self._retry = Retry(
+            retries=max(0, retries), backoff=max(0.0, backoff), max_wait=_MAX_BACKOFF
+        )
         self._http = httpx.Client(
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout),
@@ -350,27 +331,11 @@ class BytePlusClient:
         retry: bool = False,
     ) -> Any:
         """One call; with `retry`, transient failures (transport, 408, 429, 5xx) are retried."""
-        attempt = 0
-        while True:
-            try:
-                return self._send_once(method, path, json, params, expect_json)
-            except _Transient as transient:
-                exc = transient.error
-                delay = self._delay(attempt, exc) if retry and attempt < self.retries else None
-                if delay is None:
-                    raise exc from transient.__cause__
-            attempt += 1
-            logger.warning(
-                "byteplus %s %s failed (%s %s), retry %d/%d in %.2f s",
-                method,
-                path,
-                type(exc).__name__,
-                exc.provider_code or "-",
-                attempt,
-                self.retries,
-                delay,
-            )
-            time.sleep(delay)
+        return (self._retry if retry else NO_RETRY).run(
+            lambda: self._send_once(method, path, json, params, expect_json),
+            transient=lambda error: error.transient,
+            what=f"byteplus {method} {path}",
+        )
 
     def _send_once(
         self,
@@ -384,31 +349,25 @@ class BytePlusClient:
         try:
             response = self._http.request(method, path, json=json, params=params, headers=headers)
         except httpx.TimeoutException as exc:
-            error = ProviderUnavailable(
-                f"BytePlus {method} {path} timed out ({type(exc).__name__})"
-            )
-            raise _Transient(error) from exc
+            raise ProviderUnavailable(
+                f"BytePlus {method} {path} timed out ({type(exc).__name__})", transient=True
+            ) from exc
         except httpx.HTTPError as exc:
             detail = self._scrub(str(exc))[:200]
-            error = ProviderUnavailable(
-                f"BytePlus {method} {path} failed: {type(exc).__name__}: {detail}"
-            )
-            raise _Transient(error) from exc
+            raise ProviderUnavailable(
+                f"BytePlus {method} {path} failed: {type(exc).__name__}: {detail}", transient=True
+            ) from exc
         if response.is_success:
             if not expect_json:
                 return None
             try:
                 return response.json()
             except ValueError as exc:
-                error = ProviderUnavailable(
-                    f"BytePlus {method} {path} answered {response.status_code} with invalid JSON"
-                )
-                raise _Transient(error) from exc
-        status = response.status_code
-        refusal = self._error(method, path, response)
-        if status in (408, 429) or status >= 500:
-            raise _Transient(refusal)
-        raise refusal
+                raise ProviderUnavailable(
+                    f"BytePlus {method} {path} answered {response.status_code} with invalid JSON",
+                    transient=True,
+                ) from exc
+        raise self._error(method, path, response)
 
     def _error(self, method: str, path: str, response: httpx.Response) -> ProviderError:
         status = response.status_code
@@ -426,13 +385,13 @@ class BytePlusClient:
             return ProviderRateLimited(
                 what,
                 provider_code=code,
-                retry_after=_retry_after(response.headers.get("retry-after")),
+                retry_after=retry_after_seconds(response.headers.get("retry-after")),
             )
         if status in (401, 403, 404):
             # Our key, account or model configuration is wrong: an operator must act.
             return ProviderUnavailable(what, provider_code=code)
         if status == 408 or status >= 500:
-            return ProviderUnavailable(what, provider_code=code)
+            return ProviderUnavailable(what, provider_code=code, transient=True)
         if 400 <= status < 500:
             reason = self._scrub(message.split(" Request id:", 1)[0].strip())[:300]
             return ProviderRejected(what, provider_code=code, provider_message=reason or None)
@@ -445,24 +404,6 @@ class BytePlusClient:
             raise ProviderUnavailable(
                 f"BytePlus answered an unexpected shape: {_first_error(exc)}"
             ) from exc
-
-    def _delay(self, attempt: int, exc: ProviderError) -> float | None:
-        """Exponential backoff with full jitter; None when the provider asks for longer."""
-        base = self.backoff * 2.0**attempt
-        delay = base + random.uniform(0, base)
-        if isinstance(exc, ProviderRateLimited) and exc.retry_after is not None:
-            if exc.retry_after > _MAX_BACKOFF:
-                return None
-            delay = max(delay, exc.retry_after)
-        return min(delay, _MAX_BACKOFF)
-
-
-class _Transient(Exception):
-    """Carries a retryable ProviderError out of one attempt; never leaves this module."""
-
-    def __init__(self, error: ProviderError) -> None:
-        super().__init__(str(error))
-        self.error = error
 
 
 def _segment(task_id: str) -> str:

@@ -150,11 +150,15 @@ class ProviderError(IzgensError):
         *,
         provider_code: str | None = None,
         provider_message: str | None = None,
+        transient: bool = False,
     ) -> None:
         super().__init__(detail)
         self.provider_code = provider_code
         # the provider's own words, fit to show the user (no URLs, keys or request ids)
         self.provider_message = provider_message
+        # a failure the same call may not meet again (a timeout, a 5xx, a 429): a client
+        # retries it if the call is safe to repeat (izgens.retry)
+        self.transient = transient
 
 
 class ProviderRejected(ProviderError):
@@ -178,5 +182,5 @@ class ProviderRateLimited(ProviderError):
         provider_code: str | None = None,
         retry_after: float | None = None,
     ) -> None:
-        super().__init__(detail, provider_code=provider_code)
+        super().__init__(detail, provider_code=provider_code, transient=True)
         self.retry_after = retry_after

@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import re
 import threading
-import time
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
@@ -48,10 +46,10 @@ from izgens.errors import (
     ProviderRejected,
     ProviderUnavailable,
 )
-from izgens.logs import log_event
 
 # the signature half lives apart so a callback is verified without importing httpx
 from izgens.plisio_signature import InvalidSignature, sign_callback, verify_callback
+from izgens.retry import Retry, retry_after_seconds
 
 __all__ = [
     "CLOSED_UNPAID_STATUSES",
@@ -273,14 +271,6 @@ def _require_json_callback(url: str) -> None:
         raise InvalidRequest("callback_url must carry json=true so callbacks arrive as JSON")
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after", "")
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
-
-
 class PlisioClient:
     """Typed access to the three Plisio calls the credits shop needs.
 
@@ -309,9 +299,9 @@ class PlisioClient:
         self._secret_key = secret_key
         self._timeout = timeout
         self._transport = transport
-        self._retries = max(0, retries)
-        self._backoff = max(0.0, backoff)
-        self._max_retry_wait = max_retry_wait
+        self._retry = Retry(
+            retries=max(0, retries), backoff=max(0.0, backoff), max_wait=max_retry_wait
+        )
         self._http: httpx.Client | None = None
         self._lock = threading.Lock()
 
@@ -416,35 +406,24 @@ class PlisioClient:
         return _KEY_IN_URL_RE.sub(rf"\g<1>{_REDACTED}", text.replace(self._secret_key, _REDACTED))
 
     def _call(self, path: str, params: dict[str, str]) -> Any:
-        attempt = 0
-        while True:
-            try:
-                return self._once(path, params)
-            except (ProviderUnavailable, ProviderRateLimited) as exc:
-                delay = self._backoff * (2**attempt) * (0.5 + random.random() / 2)
-                if isinstance(exc, ProviderRateLimited) and exc.retry_after:
-                    delay = max(delay, exc.retry_after)
-                if attempt >= self._retries or delay > self._max_retry_wait:
-                    raise
-                log_event(
-                    logger,
-                    "plisio call failed, retrying",
-                    logging.WARNING,
-                    path=path,
-                    error=exc.code,
-                    attempt=attempt + 1,
-                )
-                time.sleep(delay)
-                attempt += 1
+        return self._retry.run(
+            lambda: self._once(path, params),
+            transient=lambda error: error.transient,
+            what=f"plisio {path}",
+        )
 
     def _once(self, path: str, params: dict[str, str]) -> Any:
         try:
             response = self._client().get(path, params=params)
         except httpx.TimeoutException as exc:
-            raise ProviderUnavailable(f"Plisio timed out ({type(exc).__name__})") from exc
+            raise ProviderUnavailable(
+                f"Plisio timed out ({type(exc).__name__})", transient=True
+            ) from exc
         except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
             reason = self._redact(str(exc)) or type(exc).__name__
-            raise ProviderUnavailable(f"Plisio could not be reached: {reason}") from exc
+            raise ProviderUnavailable(
+                f"Plisio could not be reached: {reason}", transient=True
+            ) from exc
         return self._answer(response)
 
     def _answer(self, response: httpx.Response) -> Any:
@@ -467,10 +446,12 @@ class PlisioClient:
             raise ProviderRateLimited(
                 f"Plisio is rate limiting: {summary}",
                 provider_code=provider_code,
-                retry_after=_retry_after(response),
+                retry_after=retry_after_seconds(response.headers.get("retry-after")),
             )
         if status >= 500 or status == 408:
-            raise ProviderUnavailable(f"Plisio failed: {summary}", provider_code=provider_code)
+            raise ProviderUnavailable(
+                f"Plisio failed: {summary}", provider_code=provider_code, transient=True
+            )
         if is_error or 400 <= status < 500:
             raise PlisioRejected(
                 f"Plisio refused the request: {summary}",
@@ -481,7 +462,9 @@ class PlisioClient:
             )
         if 200 <= status < 300 and isinstance(payload, dict) and payload.get("status") == "success":
             return payload.get("data")
-        raise ProviderUnavailable(f"Plisio sent an unexpected answer (HTTP {status})")
+        raise ProviderUnavailable(
+            f"Plisio sent an unexpected answer (HTTP {status})", transient=True
+        )
 
     @staticmethod
     def _parse(model: type[_M], data: Any, what: str) -> _M:

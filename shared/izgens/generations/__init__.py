@@ -19,10 +19,12 @@ reads, deletes, the shared transitions).
 from __future__ import annotations
 
 from izgens.generations.lifecycle import Lifecycle, provider_client, reset_provider
-from izgens.generations.models import Generation, GenerationView
-from izgens.generations.tokens import callback_token, verify_callback_token
+from izgens.generations.models import GIVE_UP_AFTER_SECONDS, Generation, GenerationView
+from izgens.generations.tokens import callback_token, request_hash, verify_callback_token
 
 __all__ = [
+    "GIVE_UP_AFTER_SECONDS",
+    "request_hash",
     "Generation",
     "GenerationView",
     "Lifecycle",
