@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from izgens.clients import Shared
+from izgens.clients import Shared, reset_all
 
 __all__ = ["DEV_SECRETS", "Settings", "get_settings", "reset_settings"]
 
@@ -214,4 +214,9 @@ _settings = Shared(
     "settings", lambda: Settings.from_environ(os.environ, **_secrets_manager_overlay())
 )
 get_settings = _settings.get
-reset_settings = _settings.reset
+
+
+def reset_settings() -> None:
+    """The environment changed (tests, the dev stack): forget the settings and every
+    process-wide client built from them."""
+    reset_all()

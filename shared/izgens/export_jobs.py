@@ -64,7 +64,7 @@ def _build_lambda() -> Any:
     return boto3.client("lambda", region_name=get_settings().aws_region, config=config)
 
 
-_lambda = Shared("lambda", _build_lambda)
+lambda_client = Shared("lambda", _build_lambda)
 
 
 def _invoke(function: str, export_id: uuid.UUID) -> None:
@@ -74,7 +74,7 @@ def _invoke(function: str, export_id: uuid.UUID) -> None:
 
     payload = json.dumps({"job": EVENT_JOB, "export_id": str(export_id)}).encode()
     try:
-        _lambda.get().invoke(FunctionName=function, InvocationType="Event", Payload=payload)
+        lambda_client.get().invoke(FunctionName=function, InvocationType="Event", Payload=payload)
     except (BotoCoreError, ClientError) as exc:
         log_event(
             logger,

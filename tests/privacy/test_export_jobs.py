@@ -173,11 +173,11 @@ def aws_lambda(monkeypatch: pytest.MonkeyPatch, services: dict) -> Iterator[Lamb
     stand_in = LambdaStandIn()
     monkeypatch.setenv("EXPORT_BUILDER_FUNCTION", "izgens-prod-privacy_export:live")
     monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", stand_in.url)
-    monkeypatch.setattr(export_jobs, "_lambda", None)
+    export_jobs.lambda_client.reset()
     reset_settings()
     yield stand_in
     stand_in.stop()
-    monkeypatch.setattr(export_jobs, "_lambda", None)
+    export_jobs.lambda_client.reset()
 
 
 def test_on_aws_the_build_is_an_asynchronous_invocation_of_the_function(
