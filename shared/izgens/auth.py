@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from izgens.clients import Shared
-from izgens.errors import Unauthenticated
+from izgens.errors import NotConfigured, ProviderUnavailable, Unauthenticated
 
 __all__ = ["TokenVerifier", "User", "get_verifier", "reset_verifier"]
 
@@ -88,12 +88,16 @@ class TokenVerifier:
         if alg not in ASYMMETRIC_ALGORITHMS:
             raise Unauthenticated("unsupported token algorithm")
         kid = header.get("kid")
-        if not self.jwks_url or not isinstance(kid, str):
+        if not isinstance(kid, str):
             raise Unauthenticated("token has no usable key id")
+        if not self.jwks_url:
+            raise NotConfigured("no JWKS to verify asymmetric tokens (SUPABASE_URL)")
         try:
             signing_key = self._jwks().get_signing_key(kid)
         except jwt.PyJWKClientConnectionError as exc:
-            raise Unauthenticated("signing keys are unavailable") from exc
+            # Supabase Auth is unreachable: not the caller's fault (a 503, not counted as
+            # a failed sign-in)
+            raise ProviderUnavailable("Supabase Auth's signing keys are unavailable") from exc
         except jwt.PyJWKClientError as exc:
             raise Unauthenticated("unknown signing key") from exc
         key_alg = getattr(signing_key, "algorithm_name", None)

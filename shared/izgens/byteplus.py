@@ -33,7 +33,6 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from izgens.errors import (
-    InvalidRequest,
     ProviderError,
     ProviderRateLimited,
     ProviderRejected,
@@ -272,7 +271,7 @@ class BytePlusClient:
                 safety_identifier=safety_identifier,
             )
         except ValidationError as exc:
-            raise InvalidRequest(f"invalid BytePlus task: {_first_error(exc)}") from None
+            raise ValueError(f"invalid BytePlus task: {_first_error(exc)}") from None
         data = self._send("POST", _TASKS_PATH, json=body.model_dump(exclude_none=True))
         task_id = data.get("id") if isinstance(data, dict) else None
         if not isinstance(task_id, str) or not task_id:
@@ -295,7 +294,7 @@ class BytePlusClient:
     ) -> TaskList:
         """List tasks of the last 7 days, newest first (retried on transient failures)."""
         if not (1 <= page_num <= 500 and 1 <= page_size <= 500):
-            raise InvalidRequest("page_num and page_size must be 1-500")
+            raise ValueError("page_num and page_size must be 1-500")
         params = [("page_num", str(page_num)), ("page_size", str(page_size))]
         if status:
             params.append(("filter.status", status))
@@ -408,7 +407,7 @@ class BytePlusClient:
 
 def _segment(task_id: str) -> str:
     if not task_id or not task_id.strip():
-        raise InvalidRequest("task id is empty")
+        raise ValueError("task id is empty")
     return quote(task_id, safe="")
 
 

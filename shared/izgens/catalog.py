@@ -563,7 +563,7 @@ def _check_references(choice: _Choice, references: Sequence[Reference]) -> int:
         if ref.kind != "video":
             continue
         if ref.video is None:
-            raise InvalidRequest("a reference video was not checked")
+            raise ValueError("a reference video was not checked")
         seconds = ref.video.duration_ms / 1000
         if not shortest <= seconds <= longest:
             raise InvalidRequest(

@@ -18,7 +18,11 @@ IzgensError                      code            what the caller does
 └── ProviderError                (an external service failed)
     ├── ProviderRejected         provider_rejected   definite: refund now
     ├── ProviderUnavailable      provider_unavailable ambiguous: reconcile later
+    │   └── NotConfigured        not_configured      a setting is missing: an operator acts
     └── ProviderRateLimited      provider_busy       capacity: try later
+
+Our own bugs (a function called with what it never accepts) are plain `ValueError`s: a
+500 that pages someone, never a 4xx that blames the client.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ __all__ = [
     "InvalidTransition",
     "IzgensError",
     "MalformedJson",
+    "NotConfigured",
     "NotFound",
     "PayloadTooLarge",
     "ProviderError",
@@ -184,3 +189,11 @@ class ProviderRateLimited(ProviderError):
     ) -> None:
         super().__init__(detail, provider_code=provider_code, transient=True)
         self.retry_after = retry_after
+
+
+class NotConfigured(ProviderUnavailable):
+    """A dependency cannot be used because a setting is missing (a 503, not the caller's
+    fault: never a 401 or a 4xx)."""
+
+    code = "not_configured"
+    title = "The service is not configured"

@@ -147,7 +147,7 @@ def from_settings(settings: Settings | None = None) -> PlisioClient:
     s = settings or get_settings()
     secret = s.plisio_secret_key.get_secret_value() if s.plisio_secret_key else ""
     if not secret:
-        raise errors.ProviderUnavailable("payments are not configured (PLISIO_SECRET_KEY)")
+        raise errors.NotConfigured("payments are not configured (PLISIO_SECRET_KEY)")
     return PlisioClient(s.plisio_base_url, secret)
 
 
@@ -206,7 +206,7 @@ def _callback_url(settings: Settings) -> str:
     base = settings.public_base_urls.get("plisio_webhook")
     if not base:
         # a purchase whose callbacks go nowhere would only be settled by reconciliation
-        raise errors.ProviderUnavailable("payments are not configured (PUBLIC_BASE_URLS)")
+        raise errors.NotConfigured("payments are not configured (PUBLIC_BASE_URLS)")
     return base.rstrip("/") + CALLBACK_PATH
 
 

@@ -41,7 +41,6 @@ from pydantic import (
 )
 
 from izgens.errors import (
-    InvalidRequest,
     ProviderRateLimited,
     ProviderRejected,
     ProviderUnavailable,
@@ -256,9 +255,9 @@ def _decimal_text(value: Decimal | int | str, field: str) -> str:
     try:
         amount = Decimal(str(value))
     except InvalidOperation:
-        raise InvalidRequest(f"{field} is not a number") from None
+        raise ValueError(f"{field} is not a number") from None
     if not amount.is_finite() or amount <= 0:
-        raise InvalidRequest(f"{field} must be a positive number")
+        raise ValueError(f"{field} must be a positive number")
     return format(amount, "f")
 
 
@@ -266,9 +265,9 @@ def _require_json_callback(url: str) -> None:
     # without json=true Plisio posts a form signed over PHP serialize(), which we do not verify
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise InvalidRequest("callback_url must be an absolute http(s) URL")
+        raise ValueError("callback_url must be an absolute http(s) URL")
     if ("json", "true") not in parse_qsl(parts.query):
-        raise InvalidRequest("callback_url must carry json=true so callbacks arrive as JSON")
+        raise ValueError("callback_url must carry json=true so callbacks arrive as JSON")
 
 
 class PlisioClient:
@@ -341,7 +340,7 @@ class PlisioClient:
         `json=true`. The buyer picks the coin on Plisio's page.
         """
         if not order_number or not order_name or not source_currency:
-            raise InvalidRequest("order_number, order_name and source_currency are required")
+            raise ValueError("order_number, order_name and source_currency are required")
         _require_json_callback(callback_url)
         params: dict[str, str] = {
             "order_number": order_number,
@@ -357,7 +356,7 @@ class PlisioClient:
             params["fail_invoice_url"] = fail_url
         if expire_min is not None:
             if expire_min <= 0:
-                raise InvalidRequest("expire_min must be positive")
+                raise ValueError("expire_min must be positive")
             params["expire_min"] = str(expire_min)
         data = self._call("/invoices/new", params)
         return self._parse(Invoice, data, "invoice")
@@ -365,7 +364,7 @@ class PlisioClient:
     def get_operation(self, txn_id: str) -> Operation:
         """Re-read one invoice; the answer, not a callback, is what credits are based on."""
         if not _TXN_ID_RE.fullmatch(txn_id or ""):
-            raise InvalidRequest("txn_id is empty or malformed")
+            raise ValueError("txn_id is empty or malformed")
         data = self._call(f"/operations/{txn_id}", {})
         return self._parse(Operation, data, "operation")
 
@@ -376,7 +375,7 @@ class PlisioClient:
         whose `params.order_number` is exactly ours.
         """
         if not order_number:
-            raise InvalidRequest("order_number is required")
+            raise ValueError("order_number is required")
         data = self._call("/operations", {"search": order_number, "type": "invoice"})
         raw = data.get("operations", []) if isinstance(data, dict) else data
         if not isinstance(raw, list):

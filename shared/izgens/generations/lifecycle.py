@@ -37,7 +37,7 @@ def _build_provider() -> BytePlusClient:
 
     settings = get_settings()
     if not settings.byteplus_api_key:
-        raise errors.ProviderUnavailable("the video service is not configured")
+        raise errors.NotConfigured("the video service is not configured (BYTEPLUS_API_KEY)")
     return BytePlusClient(
         settings.byteplus_base_url,
         settings.byteplus_api_key.get_secret_value(),

@@ -124,7 +124,9 @@ class _Progress:
         No I/O: checked before the callback's body is even read."""
         key = self.settings.callback_signing_key
         if not key:
-            raise errors.Unauthenticated("callbacks are not configured")
+            raise errors.NotConfigured(
+                "provider callbacks are not configured (CALLBACK_SIGNING_KEY)"
+            )
         return verify_callback_token(token, key.get_secret_value())
 
     def handle_callback(self, generation_id: uuid.UUID, task_id: str) -> None:

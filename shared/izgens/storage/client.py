@@ -13,7 +13,6 @@ from urllib.parse import unquote_plus
 
 from izgens.clients import Shared
 from izgens.errors import (
-    InvalidRequest,
     NotFound,
     PayloadTooLarge,
     ProviderUnavailable,
@@ -163,7 +162,7 @@ class Storage(_Signing, _References, _Copier):
     def reference_key(user_id: str | uuid.UUID, ext: str) -> str:
         """A fresh key; the user's filename never enters it."""
         if ext not in _TYPE_BY_EXT:
-            raise InvalidRequest(f"unsupported extension {ext!r}")
+            raise ValueError(f"unsupported extension {ext!r}")
         return f"references/{_canonical_uuid(user_id, 'user id')}/{uuid.uuid4().hex}.{ext}"
 
     @staticmethod
@@ -183,7 +182,7 @@ class Storage(_Signing, _References, _Copier):
         """Where a generation's own copy of its `index`-th reference lives (same extension)."""
         ext = reference_key.rsplit(".", 1)[-1]
         if ext not in _TYPE_BY_EXT or not 0 <= index < 100:
-            raise InvalidRequest("not a reference key")
+            raise ValueError("not a reference key")
         user = _canonical_uuid(user_id, "user id")
         return f"inputs/{user}/{_canonical_uuid(generation_id, 'generation id')}/{index}.{ext}"
 
@@ -201,7 +200,7 @@ class Storage(_Signing, _References, _Copier):
     def presigned_get(self, key: str, seconds: int, *, filename: str | None = None) -> str:
         """A short-lived download link; with `filename` the browser saves it under that name."""
         if not 1 <= seconds <= 7 * 24 * 3600:
-            raise InvalidRequest("a presigned URL lives between 1 second and 7 days")
+            raise ValueError("a presigned URL lives between 1 second and 7 days")
         key = self._checked_key(key)
         disposition = _content_disposition(filename) if filename is not None else None
         access_key, secret_key, token = self._signing_credentials()
@@ -221,7 +220,7 @@ class Storage(_Signing, _References, _Copier):
     def link_signer(self, seconds: int, *, now: datetime | None = None) -> LinkSigner:
         """Signs many download links valid `seconds` from `now` (privacy exports)."""
         if not 1 <= seconds <= 7 * 24 * 3600:
-            raise InvalidRequest("a presigned URL lives between 1 second and 7 days")
+            raise ValueError("a presigned URL lives between 1 second and 7 days")
         access_key, secret_key, token = self._signing_credentials()
         return LinkSigner(
             endpoint=self.endpoint_url or _aws_endpoint(self.region),
@@ -264,7 +263,7 @@ class Storage(_Signing, _References, _Copier):
             or "//" in prefix
             or ".." in prefix
         ):
-            raise InvalidRequest("prefix must be a folder such as 'references/<user>/'")
+            raise ValueError("prefix must be a folder such as 'references/<user>/'")
         deleted = 0
         token: str | None = None
         while True:
@@ -390,5 +389,5 @@ class Storage(_Signing, _References, _Copier):
             or "//" in key
             or ".." in key
         ):
-            raise InvalidRequest("not a valid object key")
+            raise ValueError("not a valid object key")
         return key

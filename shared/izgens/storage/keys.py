@@ -9,9 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, TypedDict
 
-from izgens.errors import (
-    InvalidRequest,
-)
 from izgens.media import VideoInfo
 
 __all__ = [
@@ -124,7 +121,7 @@ def _canonical_uuid(value: str | uuid.UUID, what: str) -> str:
         return str(value)
     if isinstance(value, str) and _UUID_RE.fullmatch(value.lower()):
         return value.lower()
-    raise InvalidRequest(f"{what} is not a UUID")
+    raise ValueError(f"{what} is not a UUID")
 
 
 def _sniff(content_type: str, head: bytes) -> bool:
