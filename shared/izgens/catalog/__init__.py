@@ -28,6 +28,7 @@ from izgens.catalog.models import (
     DEFAULT_MODEL,
     FPS,
     FRAMES,
+    MAX_SEED,
     MODELS,
     RATIOS,
     REFERENCE,
@@ -43,6 +44,7 @@ from izgens.catalog.prompts import text_command
 from izgens.catalog.specs import MAX_PROMPT_CHARS, MAX_REFERENCES, GenerationSpec, normalize
 
 __all__ = [
+    "MAX_SEED",
     "ADAPTIVE",
     "DEFAULT_MODEL",
     "FPS",

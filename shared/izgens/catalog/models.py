@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     pass
 
 __all__ = [
+    "MAX_SEED",
     "ADAPTIVE",
     "DEFAULT_MODEL",
     "FPS",
