@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import Header, Query, Request
+from fastapi import Depends, Header, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from izgens import catalog
@@ -103,8 +103,11 @@ class RecreateRequest(BaseModel):
     seed: Annotated[int, Field(ge=-1, le=catalog.MAX_SEED)] | None = None
 
 
-def lifecycle() -> Lifecycle:
+async def lifecycle() -> Lifecycle:
     return Lifecycle.from_settings()
+
+
+Life = Annotated[Lifecycle, Depends(lifecycle)]
 
 
 def _quote(plan: catalog.Plan, credits: int) -> Quote:
@@ -123,6 +126,7 @@ def _quote(plan: catalog.Plan, credits: int) -> Quote:
 @app.get("/quote", response_model=Quote)
 async def get_quote(
     user: CurrentUser,
+    life: Life,
     model: Annotated[str | None, Query(max_length=100)] = None,
     resolution: Annotated[str | None, Query(max_length=20)] = None,
     ratio: Annotated[str | None, Query(max_length=20)] = None,
@@ -138,14 +142,14 @@ async def get_quote(
         duration=duration,
         generate_audio=generate_audio,
     )
-    return _quote(*await blocking(lifecycle().quote, user.id, spec))
+    return _quote(*await blocking(life.quote, user.id, spec))
 
 
 @app.post("/quote", response_model=Quote)
-async def post_quote(body: QuoteRequest, user: CurrentUser) -> Quote:
+async def post_quote(body: QuoteRequest, user: CurrentUser, life: Life) -> Quote:
     """Exactly what `POST /generations` with this body would debit now, references included."""
     spec = catalog.GenerationSpec.model_validate(body.model_dump())
-    return _quote(*await blocking(lifecycle().quote, user.id, spec))
+    return _quote(*await blocking(life.quote, user.id, spec))
 
 
 @app.get("/models", response_model=list[ModelView])
@@ -209,9 +213,12 @@ async def create_upload(body: UploadRequest, user: CurrentUser, request: Request
     responses=problem_responses(402, 403, 409),
 )
 async def create_generation(
-    body: catalog.GenerationSpec, user: CurrentUser, request: Request, key: IdempotencyKey
+    body: catalog.GenerationSpec,
+    user: CurrentUser,
+    life: Life,
+    request: Request,
+    key: IdempotencyKey,
 ) -> GenerationView:
-    life = lifecycle()
 
     def admit() -> GenerationView:
         return life.view(
@@ -237,10 +244,10 @@ async def recreate(
     generation_id: uuid.UUID,
     body: RecreateRequest,
     user: CurrentUser,
+    life: Life,
     request: Request,
     key: IdempotencyKey,
 ) -> GenerationView:
-    life = lifecycle()
     document = {"recreate": str(generation_id), **body.model_dump(exclude_unset=True)}
 
     def admit() -> GenerationView:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from fastapi import Request
 from pydantic import BaseModel
 
-from izgens.http import blocking, create_app, lambda_handler
+from izgens.http import Db, blocking, create_app, lambda_handler
 
 __all__ = ["Ack", "app", "handler"]
 
@@ -28,13 +28,12 @@ class Ack(BaseModel):
 
 
 @app.post("/plisio/callback", response_model=Ack)
-async def plisio_callback(request: Request) -> Ack:
+async def plisio_callback(request: Request, db: Db) -> Ack:
     """Plisio's JSON callback; the exact bytes received are what `verify_hash` signs."""
     from izgens import payments
-    from izgens.db import get_database
 
     raw = await request.body()
-    await blocking(payments.handle_callback, get_database(), raw)
+    await blocking(payments.handle_callback, db, raw)
     return Ack(ok=True)
 
 

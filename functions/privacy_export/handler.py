@@ -5,9 +5,9 @@ asynchronously with a job event (`izgens.export_jobs`)."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request, Response
+from fastapi import Depends, Request, Response
 
 from izgens.export_jobs import EVENT_JOB, handle_job
 from izgens.http import CurrentUser, blocking, client_ip, create_app, lambda_handler
@@ -18,24 +18,31 @@ app = create_app(
 )
 
 
+async def privacy() -> Privacy:
+    return Privacy.from_settings()
+
+
+PrivacyJobs = Annotated[Privacy, Depends(privacy)]
+
+
 @app.post("/privacy/exports", status_code=202, response_model=ExportView)
-async def request_export(user: CurrentUser, request: Request) -> ExportView:
-    return await blocking(Privacy.from_settings().request_export, user.id, client_ip(request))
+async def request_export(user: CurrentUser, jobs: PrivacyJobs, request: Request) -> ExportView:
+    return await blocking(jobs.request_export, user.id, client_ip(request))
 
 
 @app.get("/privacy/exports/{export_id}", response_model=ExportView)
-async def get_export(export_id: uuid.UUID, user: CurrentUser) -> ExportView:
-    return await blocking(Privacy.from_settings().get_export, user.id, export_id)
+async def get_export(export_id: uuid.UUID, user: CurrentUser, jobs: PrivacyJobs) -> ExportView:
+    return await blocking(jobs.get_export, user.id, export_id)
 
 
 @app.post("/privacy/deletion", status_code=202, response_model=DeletionView)
-async def request_deletion(user: CurrentUser) -> DeletionView:
-    return await blocking(Privacy.from_settings().request_deletion, user.id)
+async def request_deletion(user: CurrentUser, jobs: PrivacyJobs) -> DeletionView:
+    return await blocking(jobs.request_deletion, user.id)
 
 
 @app.delete("/privacy/deletion", status_code=204)
-async def cancel_deletion(user: CurrentUser) -> Response:
-    await blocking(Privacy.from_settings().cancel_deletion, user.id)
+async def cancel_deletion(user: CurrentUser, jobs: PrivacyJobs) -> Response:
+    await blocking(jobs.cancel_deletion, user.id)
     return Response(status_code=204)
 
 

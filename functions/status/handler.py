@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Query, Request, Response
+from fastapi import Depends, Query, Request, Response
 
 from izgens.generations import GenerationView, Lifecycle
 from izgens.http import CurrentUser, blocking, create_app, lambda_handler, problem_responses
@@ -21,35 +21,37 @@ Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 Cursor = Annotated[str | None, Query(max_length=200)]
 
 
-def lifecycle() -> Lifecycle:
+async def lifecycle() -> Lifecycle:
     return Lifecycle.from_settings()
+
+
+Life = Annotated[Lifecycle, Depends(lifecycle)]
 
 
 @app.get("/generations", response_model=Page[GenerationView])
 async def history(
-    user: CurrentUser, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+    user: CurrentUser, life: Life, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> Page[GenerationView]:
-    return await blocking(lifecycle().history, user.id, limit=limit, cursor=cursor)
+    return await blocking(life.history, user.id, limit=limit, cursor=cursor)
 
 
 @app.get("/generations/{generation_id}", response_model=GenerationView)
-async def get_generation(generation_id: uuid.UUID, user: CurrentUser) -> GenerationView:
-    return await blocking(lifecycle().read, user.id, generation_id)
+async def get_generation(generation_id: uuid.UUID, user: CurrentUser, life: Life) -> GenerationView:
+    return await blocking(life.read, user.id, generation_id)
 
 
 @app.delete("/generations/{generation_id}", status_code=204)
-async def delete_generation(generation_id: uuid.UUID, user: CurrentUser) -> Response:
-    await blocking(lifecycle().delete, user.id, generation_id)
+async def delete_generation(generation_id: uuid.UUID, user: CurrentUser, life: Life) -> Response:
+    await blocking(life.delete, user.id, generation_id)
     return Response(status_code=204)
 
 
 @app.post("/callbacks/byteplus", include_in_schema=True, responses=problem_responses(409))
 async def byteplus_callback(
-    request: Request, token: Annotated[str, Query(min_length=1, max_length=200)]
+    request: Request, life: Life, token: Annotated[str, Query(min_length=1, max_length=200)]
 ) -> dict[str, bool]:
     """The body is a hint only: the token is checked before the body is read, then the
     task is re-read from the API. Any body that is not a JSON object naming a task is 4xx."""
-    life = lifecycle()
     generation_id = life.callback_generation(token)
     task_id = _task_id(await request.body())
     await blocking(life.handle_callback, generation_id, task_id)
