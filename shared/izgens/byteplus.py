@@ -41,7 +41,6 @@ from izgens.errors import (
 from izgens.retry import NO_RETRY, Retry, retry_after_seconds
 
 __all__ = [
-    "TERMINAL_STATUSES",
     "BytePlusClient",
     "CreateTaskRequest",
     "Task",
@@ -50,7 +49,6 @@ __all__ = [
     "TaskList",
     "TaskStatus",
     "TaskUsage",
-    "is_terminal",
 ]
 
 logger = logging.getLogger(__name__)
@@ -71,16 +69,6 @@ class TaskStatus(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     EXPIRED = "expired"
-
-
-TERMINAL_STATUSES = frozenset(
-    {TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.EXPIRED}
-)
-
-
-def is_terminal(status: str) -> bool:
-    """True once a task can change no more (succeeded, failed, cancelled, expired)."""
-    return status in TERMINAL_STATUSES
 
 
 class _Wire(BaseModel):
@@ -128,10 +116,6 @@ class Task(_Wire):
     priority: int | None = None
     safety_identifier: str | None = None
     revised_prompt: str | None = None
-
-    @property
-    def terminal(self) -> bool:
-        return is_terminal(self.status)
 
     @property
     def video_url(self) -> str | None:

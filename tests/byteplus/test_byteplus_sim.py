@@ -59,7 +59,7 @@ def test_task_goes_queued_running_succeeded_with_usage(client: BytePlusClient) -
     assert first.content is None and first.usage is None
     wait_status(client, task_id, "running")
     done = wait_status(client, task_id, "succeeded")
-    assert done.terminal and done.error is None
+    assert done.status == "succeeded" and done.error is None
     assert done.usage is not None
     assert done.usage.completion_tokens == done.usage.total_tokens == 1248 * 704 * 121 // 1024
     assert (done.model, done.resolution, done.ratio, done.duration) == (

