@@ -34,7 +34,7 @@ from izgens.storage.keys import (
     _canonical_uuid,
     _clean_etag,
 )
-from izgens.storage.presign import LinkSigner, _aws_endpoint, _content_disposition, presign_get_url
+from izgens.storage.presign import LinkSigner, _content_disposition, presign_get_url
 from izgens.storage.references import _References
 
 __all__ = ["Storage", "get_storage", "reset_storage"]
@@ -203,15 +203,9 @@ class Storage(_Signing, _References, _Copier):
             raise ValueError("a presigned URL lives between 1 second and 7 days")
         key = self._checked_key(key)
         disposition = _content_disposition(filename) if filename is not None else None
-        access_key, secret_key, token = self._signing_credentials()
         return presign_get_url(
-            endpoint=self.endpoint_url or _aws_endpoint(self.region),
-            bucket=self.bucket,
+            **self._signing(),
             key=key,
-            region=self.region,
-            access_key=access_key,
-            secret_key=secret_key,
-            token=token,
             seconds=seconds,
             disposition=disposition,
             now=datetime.now(UTC),
@@ -221,17 +215,7 @@ class Storage(_Signing, _References, _Copier):
         """Signs many download links valid `seconds` from `now` (privacy exports)."""
         if not 1 <= seconds <= 7 * 24 * 3600:
             raise ValueError("a presigned URL lives between 1 second and 7 days")
-        access_key, secret_key, token = self._signing_credentials()
-        return LinkSigner(
-            endpoint=self.endpoint_url or _aws_endpoint(self.region),
-            bucket=self.bucket,
-            region=self.region,
-            access_key=access_key,
-            secret_key=secret_key,
-            token=token,
-            seconds=seconds,
-            now=now or datetime.now(UTC),
-        )
+        return LinkSigner(**self._signing(), seconds=seconds, now=now or datetime.now(UTC))
 
     def head(self, key: str) -> ObjectInfo | None:
         try:

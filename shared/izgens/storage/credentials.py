@@ -16,6 +16,7 @@ from izgens.errors import (
 )
 
 __all__ = ["ContainerCredentials", "container_credentials_uri", "reset_credentials"]
+from izgens.storage.presign import _aws_endpoint
 
 _ECS_HOST = "http://169.254.170.2"
 
@@ -79,6 +80,18 @@ reset_credentials = _container_credentials.reset
 
 class _Signing:
     """The credentials of this bucket's presigned links."""
+
+    def _signing(self) -> dict[str, Any]:
+        """Where and as whom every presigned link of this bucket is signed."""
+        access_key, secret_key, token = self._signing_credentials()
+        return {
+            "endpoint": self.endpoint_url or _aws_endpoint(self.region),
+            "bucket": self.bucket,
+            "region": self.region,
+            "access_key": access_key,
+            "secret_key": secret_key,
+            "token": token,
+        }
 
     def _signing_credentials(self) -> tuple[str, str, str | None]:
         """Explicit keys; else the Lambda role's, from the environment or (SnapStart, ECS)

@@ -26,7 +26,7 @@ from izgens.storage.keys import (
     _clean_etag,
     _sniff,
 )
-from izgens.storage.presign import _aws_endpoint, presign_put_url
+from izgens.storage.presign import presign_put_url
 
 
 class _References:
@@ -61,15 +61,9 @@ class _References:
         signed_at = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
         expires_at = signed_at + timedelta(seconds=UPLOAD_EXPIRY_SECONDS)
         if self.upload_method == "put":
-            access_key, secret_key, token = self._signing_credentials()
             url = presign_put_url(
-                endpoint=self.endpoint_url or _aws_endpoint(self.region),
-                bucket=self.bucket,
+                **self._signing(),
                 key=key,
-                region=self.region,
-                access_key=access_key,
-                secret_key=secret_key,
-                token=token,
                 seconds=UPLOAD_EXPIRY_SECONDS,
                 content_type=content_type,
                 content_length=bytes_,
