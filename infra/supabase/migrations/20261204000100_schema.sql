@@ -8,7 +8,7 @@
 -- migrations, one per domain), which is not exposed to API roles at all.
 --
 -- Once deployed, a migration is never edited: a change is a new migration, and
--- infra/supabase/schema.sql shows what the whole chain builds (docs/migrations.md).
+-- infra/supabase/schema.txt shows what the whole chain builds (docs/migrations.md).
 
 create schema if not exists izgens;
 revoke all on schema izgens from public;

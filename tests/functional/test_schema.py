@@ -1,0 +1,66 @@
+"""The schema the migrations build is the one infra/supabase/schema.txt shows, so a change
+to a table, a grant or a function changes that file in the same commit (docs/migrations.md);
+and the runner refuses a database built from another migration chain."""
+
+from __future__ import annotations
+
+import difflib
+
+import psycopg
+import pytest
+
+from izgens.migrations import apply_migrations, catalogue, pending, schema_path
+
+
+def _difference(built: str) -> list[str]:
+    kept = schema_path().read_text()
+    return [
+        line
+        for line in difflib.unified_diff(kept.splitlines(), built.splitlines(), lineterm="", n=0)
+        if line[:1] in "+-" and line[:3] not in ("+++", "---")
+    ]
+
+
+def test_the_migrations_build_what_schema_txt_shows(db_url: str) -> None:
+    """db_url is a copy of a database built from scratch by every migration, after the
+    bootstrap (tests/conftest.py), on embedded PG 18 or the DATABASE_URL server."""
+    difference = _difference(catalogue(db_url))
+    assert difference == [], (
+        "the migrations build another schema than infra/supabase/schema.txt shows; if the"
+        " change is meant, run `python infra/schema.py` and commit the file:\n"
+        + "\n".join(difference)
+    )
+
+
+def test_the_comparison_sees_a_changed_function_a_grant_and_a_column(db_url: str) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            "create or replace function izgens.clock() returns timestamptz"
+            " language sql stable as $$ select now() $$"
+        )
+        conn.execute("grant execute on function izgens.ip_bucket(inet) to authenticated")
+        conn.execute("grant update (display_name) on public.profiles to authenticated")
+        conn.execute("alter table public.rate_limits add column note text")
+    difference = _difference(catalogue(db_url))
+    assert (
+        "-  select coalesce(nullif(current_setting('izgens.clock', true), '')::timestamptz, now())"
+        in difference
+    )
+    assert "+AS $function$ select now() $function$" in difference
+    assert "+  -- grant execute to authenticated" in difference
+    assert "+  column display_name grant update to authenticated" in difference
+    assert "+  column note text" in difference
+
+
+def test_a_database_built_from_another_chain_is_refused(db_url: str) -> None:
+    """A dev database from before the squash (issue 16) records versions no file has: the
+    runner says so instead of building the new files on top of the old schema."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            "insert into supabase_migrations.schema_migrations (version, statements, name)"
+            " values ('20261125000100', '{}', 'schema')"
+        )
+    with pytest.raises(RuntimeError, match="20261125000100"):
+        apply_migrations(db_url, bootstrap_auth=True)
+    with pytest.raises(RuntimeError, match="another migration chain"):
+        pending(db_url)
