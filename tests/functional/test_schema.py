@@ -12,8 +12,7 @@ import pytest
 from izgens.migrations import apply_migrations, catalogue, pending, schema_path
 
 
-def _difference(built: str) -> list[str]:
-    kept = schema_path().read_text()
+def _difference(kept: str, built: str) -> list[str]:
     return [
         line
         for line in difflib.unified_diff(kept.splitlines(), built.splitlines(), lineterm="", n=0)
@@ -24,7 +23,7 @@ def _difference(built: str) -> list[str]:
 def test_the_migrations_build_what_schema_txt_shows(db_url: str) -> None:
     """db_url is a copy of a database built from scratch by every migration, after the
     bootstrap (tests/conftest.py), on embedded PG 18 or the DATABASE_URL server."""
-    difference = _difference(catalogue(db_url))
+    difference = _difference(schema_path().read_text(), catalogue(db_url))
     assert difference == [], (
         "the migrations build another schema than infra/supabase/schema.txt shows; if the"
         " change is meant, run `python infra/schema.py` and commit the file:\n"
@@ -33,6 +32,7 @@ def test_the_migrations_build_what_schema_txt_shows(db_url: str) -> None:
 
 
 def test_the_comparison_sees_a_changed_function_a_grant_and_a_column(db_url: str) -> None:
+    before = catalogue(db_url)
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute(
             "create or replace function izgens.clock() returns timestamptz"
@@ -41,7 +41,7 @@ def test_the_comparison_sees_a_changed_function_a_grant_and_a_column(db_url: str
         conn.execute("grant execute on function izgens.ip_bucket(inet) to authenticated")
         conn.execute("grant update (display_name) on public.profiles to authenticated")
         conn.execute("alter table public.rate_limits add column note text")
-    difference = _difference(catalogue(db_url))
+    difference = _difference(before, catalogue(db_url))
     assert (
         "-  select coalesce(nullif(current_setting('izgens.clock', true), '')::timestamptz, now())"
         in difference
