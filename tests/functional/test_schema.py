@@ -5,17 +5,34 @@ and the runner refuses a database built from another migration chain."""
 from __future__ import annotations
 
 import difflib
+import re
 
 import psycopg
 import pytest
 
 from izgens.migrations import apply_migrations, catalogue, pending, schema_path
 
+SECTION = re.compile(
+    r"^(schema|table|sequence|view|materialized view|foreign table|type|default privileges"
+    r"|publication|CREATE OR REPLACE (FUNCTION|PROCEDURE)) "
+)
+
+
+def _labelled(text: str) -> list[str]:
+    """Each line with the object it belongs to, so a difference names what changed."""
+    out, section = [], ""
+    for line in text.splitlines():
+        if SECTION.match(line):
+            section = line.split("(")[0].removesuffix(" owned by owner")
+        out.append(f"{section} | {line}" if line else "")
+    return out
+
 
 def _difference(kept: str, built: str) -> list[str]:
+    """The lines only one of the two has, each labelled with its object."""
     return [
         line
-        for line in difflib.unified_diff(kept.splitlines(), built.splitlines(), lineterm="", n=0)
+        for line in difflib.unified_diff(_labelled(kept), _labelled(built), lineterm="", n=0)
         if line[:1] in "+-" and line[:3] not in ("+++", "---")
     ]
 
@@ -42,14 +59,19 @@ def test_the_comparison_sees_a_changed_function_a_grant_and_a_column(db_url: str
         conn.execute("grant update (display_name) on public.profiles to authenticated")
         conn.execute("alter table public.rate_limits add column note text")
     difference = _difference(before, catalogue(db_url))
+    clock = "CREATE OR REPLACE FUNCTION izgens.clock | "
     assert (
-        "-  select coalesce(nullif(current_setting('izgens.clock', true), '')::timestamptz, now())"
-        in difference
-    )
-    assert "+AS $function$ select now() $function$" in difference
-    assert "+  -- grant execute to authenticated" in difference
-    assert "+  column display_name grant update to authenticated" in difference
-    assert "+  column note text" in difference
+        f"-{clock}  select coalesce(nullif(current_setting('izgens.clock', true), '')"
+        "::timestamptz, now())"
+    ) in difference
+    assert f"+{clock}AS $function$ select now() $function$" in difference
+    bucket = "CREATE OR REPLACE FUNCTION izgens.ip_bucket | "
+    assert f"+{bucket}  -- grant execute to authenticated" in difference
+    profiles = "table public.profiles | "
+    assert f"+{profiles}  column display_name grant update to authenticated" in difference
+    assert "+table public.rate_limits |   column note text" in difference
+    # and nothing else: the clock's three lines became one, "no grants" became the grant
+    assert len(difference) == 8, difference
 
 
 def test_a_database_built_from_another_chain_is_refused(db_url: str) -> None:
