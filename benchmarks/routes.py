@@ -253,7 +253,7 @@ def round_trips(stack: Any, admin: Any, counter: Counter) -> dict[str, tuple[int
             headers=auth,
         )
         purchase = admin.one(
-            "select id from izgens.start_checkout(%s, 'starter', %s, null, 1000, 60)",
+            "select id from izgens.start_checkout(%s, 'starter', %s, null, 1000, 60, null)",
             (user, uuid.uuid4().hex),
             idempotent=False,
         )["id"]
@@ -285,7 +285,7 @@ def callback_throughput(stack: Any, admin: Any) -> dict[str, Any]:
     purchases = [
         str(
             admin.one(
-                "select id from izgens.start_checkout(%s, 'starter', %s, null, 1000000, 60)",
+                "select id from izgens.start_checkout(%s, 'starter', %s, null, 1000000, 60, null)",
                 (user, uuid.uuid4().hex),
                 idempotent=False,
             )["id"]

@@ -112,7 +112,11 @@ def start_database() -> EmbeddedPostgres:
     from izgens.migrations import apply_migrations
 
     pg = start_postgres(state_dir() / "pg")
-    apply_migrations(pg.url, bootstrap_auth=True)
+    try:
+        apply_migrations(pg.url, bootstrap_auth=True)
+    except BaseException:
+        pg.stop()  # a server this process started does not outlive a refused migration
+        raise
     return pg
 
 

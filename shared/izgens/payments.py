@@ -241,7 +241,7 @@ def start_checkout(
     s = settings or get_settings()
     callback_url = _callback_url(s)  # before anything is written
     row = db.one(
-        "select * from izgens.start_checkout_limited(%s, %s, %s, %s, %s, %s, %s)",
+        "select * from izgens.start_checkout(%s, %s, %s, %s, %s, %s, %s)",
         (
             user_id,
             pack_id,

@@ -99,7 +99,7 @@ class Privacy:
 
         s = self.settings
         row = self.db.one(
-            "select * from izgens.request_export_limited(%s, %s, %s, %s, %s)",
+            "select * from izgens.request_export(%s, %s, %s, %s, %s)",
             (user_id, s.rate_export_user, s.rate_window_seconds, client_ip, s.rate_export_ip),
         )
         assert row is not None

@@ -26,7 +26,7 @@ def create_upload(
     storage = get_storage()
     presigned = storage.presign_upload(user_id, content_type, size)
     get_database().one(
-        "select * from izgens.register_upload_limited(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        "select * from izgens.register_upload(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (
             user_id,
             presigned["key"],

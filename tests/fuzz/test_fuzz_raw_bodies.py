@@ -199,7 +199,7 @@ def _fits(fields: dict[str, Any]) -> bool:
 
 def _new_purchase(stack: Stack) -> uuid.UUID:
     row = stack.db.one(
-        "select id from izgens.start_checkout(%s, 'starter', %s, null, 1000000, 60)",
+        "select id from izgens.start_checkout(%s, 'starter', %s, null, 1000000, 60, null)",
         (stack.user, uuid.uuid4().hex),
         idempotent=False,
     )

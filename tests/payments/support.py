@@ -103,7 +103,7 @@ def new_purchase(
 ) -> uuid.UUID:
     """A pending purchase straight from SQL (no invoice): for the callback rules."""
     row = db.one(
-        "select id from izgens.start_checkout(%s, %s, %s, %s, %s, %s)",
+        "select id from izgens.start_checkout(%s, %s, %s, %s, %s, %s, null)",
         (user, pack, key or uuid.uuid4().hex, "203.0.113.7", 1000, 60),
         idempotent=False,
     )

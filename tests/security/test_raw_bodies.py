@@ -259,7 +259,7 @@ def _signed(fields: dict[str, Any], raw_numbers: dict[str, str]) -> bytes:
 
 def _purchase(stack: Stack) -> uuid.UUID:
     row = stack.db.one(
-        "select id from izgens.start_checkout(%s, 'starter', %s, null, 1000, 60)",
+        "select id from izgens.start_checkout(%s, 'starter', %s, null, 1000, 60, null)",
         (stack.user, uuid.uuid4().hex),
         idempotent=False,
     )

@@ -19,45 +19,20 @@
 --   owner_deleted       paid, but the buyer's account was purged: no credit (refund by hand)
 
 -- ---------------------------------------------------------------------------------------
--- Schema
-
-alter table public.purchases
-  add column reconciled_at timestamptz,
-  add constraint purchases_idempotency_key_length
-    check (idempotency_key is null or char_length(idempotency_key) between 1 and 255),
-  add constraint purchases_flagged_known check (flagged is null or flagged in (
-    'currency_mismatch', 'amount_mismatch', 'txn_conflict', 'unknown_status',
-    'partial_payment', 'underpaid_mismatch', 'owner_deleted'
-  ));
-
-alter table public.payment_events
-  add constraint payment_events_flagged_known check (flagged is null or flagged in (
-    'unknown_order', 'currency_mismatch', 'amount_mismatch', 'txn_conflict', 'unknown_status',
-    'partial_payment', 'underpaid_mismatch', 'owner_deleted'
-  ));
-
--- the reconciliation sweep: least recently checked open purchases first
-create index purchases_reconcile on public.purchases (reconciled_at nulls first, created_at)
-  where status = 'pending';
--- support's queues
-create index purchases_flagged on public.purchases (updated_at) where flagged is not null;
-create index payment_events_flagged on public.payment_events (received_at)
-  where flagged is not null;
-create index payment_events_order on public.payment_events (order_number);
-
--- ---------------------------------------------------------------------------------------
 -- Checkout
 
--- Admission of a purchase in one call: gates, idempotency per user, rate limit, the pack,
--- and a `pending` row. The profile lock makes concurrent clicks with one key queue, so the
--- second sees the first's row and gets it back.
+-- Admission of a purchase in one call: gates, idempotency per user, the per-user and
+-- per-address limits, the pack, and a `pending` row. The profile lock makes concurrent
+-- clicks with one key queue, so the second sees the first's row and gets it back; a
+-- retried click counts against no limit.
 create or replace function izgens.start_checkout(
   p_user uuid,
   p_pack text,
   p_idempotency_key text,
   p_client_ip inet,
   p_limit int,
-  p_window int
+  p_window int,
+  p_ip_limit int
 ) returns public.purchases
 language plpgsql as $$
 declare
@@ -75,16 +50,7 @@ begin
     raise exception using errcode = 'IZ008', message = 'not_found', detail = 'profile';
   end if;
   -- gates first: a blocked account does not get an invoice by replaying an old click
-  if v_profile.blocked_at is not null then
-    raise exception using errcode = 'IZ004', message = 'account_blocked';
-  end if;
-  if v_profile.age_confirmed_at is null then
-    raise exception using errcode = 'IZ003', message = 'age_not_confirmed';
-  end if;
-  if exists (select 1 from public.deletion_requests
-              where user_id = p_user and status in ('scheduled', 'purging')) then
-    raise exception using errcode = 'IZ005', message = 'deletion_pending';
-  end if;
+  perform izgens.require_account_open(v_profile);
 
   select * into v_p from public.purchases
    where user_id = p_user and idempotency_key = p_idempotency_key;
@@ -97,6 +63,7 @@ begin
   end if;
 
   perform izgens.require_rate_limit('checkout:user:' || p_user, p_limit, p_window);
+  perform izgens.require_ip_rate_limit('checkout', p_client_ip, p_ip_limit, p_window);
 
   select * into v_pack from public.credit_packs where id = p_pack and active;
   if not found then
@@ -146,6 +113,30 @@ begin
   return v_p;
 end $$;
 
+-- Credits a purchase's pack exactly once; the purchase row lock and unique (reason, ref)
+-- both stand in the way of a second credit.
+create or replace function izgens.credit_purchase(p_purchase uuid)
+returns public.purchases
+language plpgsql as $$
+declare
+  v_p public.purchases;
+begin
+  select * into v_p from public.purchases where id = p_purchase for update;
+  if not found then
+    raise exception using errcode = 'IZ008', message = 'not_found', detail = 'purchase';
+  end if;
+  if v_p.credited_at is not null then
+    return v_p;
+  end if;
+  if v_p.user_id is null then
+    raise exception using errcode = 'IZ008', message = 'not_found', detail = 'purchase owner';
+  end if;
+  perform izgens.apply_ledger(v_p.user_id, v_p.credits, 'purchase', v_p.id::text);
+  update public.purchases set credited_at = now(), updated_at = now()
+   where id = p_purchase returning * into v_p;
+  return v_p;
+end $$;
+
 -- ---------------------------------------------------------------------------------------
 -- Payment events
 
@@ -173,10 +164,10 @@ language sql immutable as $$
 $$;
 
 -- THE webhook: stores one verified Plisio event (a callback, or an operation read back by
--- reconciliation) and applies it to its purchase, in one transaction. A body seen before
--- (same sha256) is recognised and changes nothing. Answers
--- {event_id, duplicate, purchase_id, status, credited, flagged}; `credited` is true for the
--- one call that credited the pack.
+-- reconciliation) and applies it to its purchase, in one transaction. An event seen before
+-- (same canonical sha256, payment_events.body_sha256) is recognised and changes nothing.
+-- Answers {event_id, duplicate, purchase_id, status, credited, flagged}; `credited` is
+-- true for the one call that credited the pack.
 create or replace function izgens.record_payment_event(
   p_payload jsonb, p_body_sha256 text, p_source text
 ) returns jsonb
@@ -372,7 +363,46 @@ language sql as $$
   select * from claimed order by created_at, id;
 $$;
 
+-- A pending purchase that never got an invoice (Plisio failed at checkout and the buyer
+-- never retried) and is older than p_older_than_seconds: expired, once reconciliation has
+-- found no invoice for it at Plisio either. A payment that shows up later still completes
+-- it (record_payment_event moves expired forward to completed).
+create or replace function izgens.expire_uninvoiced_purchase(
+  p_purchase uuid, p_older_than_seconds int
+) returns setof public.purchases
+language sql as $$
+  update public.purchases
+     set status = 'expired', updated_at = now()
+   where id = p_purchase
+     and status = 'pending' and plisio_txn_id is null and invoice_url is null
+     and created_at < now() - make_interval(secs => greatest(p_older_than_seconds, 0))
+  returning *;
+$$;
+
 -- ---------------------------------------------------------------------------------------
+-- The buyer's reads
+
+create or replace function izgens.active_packs(p_user uuid)
+returns setof public.credit_packs
+language plpgsql as $$
+begin
+  perform izgens.require_user(p_user);
+  return query select * from public.credit_packs where active order by sort_order, id;
+end $$;
+
+create or replace function izgens.purchases_page(
+  p_user uuid, p_before_at timestamptz, p_before_id uuid, p_limit int
+) returns setof public.purchases
+language plpgsql as $$
+begin
+  perform izgens.require_user(p_user);
+  return query
+    select * from public.purchases
+     where user_id = p_user
+       and (p_before_at is null or (created_at, id) < (p_before_at, p_before_id))
+     order by created_at desc, id desc
+     limit greatest(p_limit, 0);
+end $$;
 
 revoke all on all functions in schema izgens from public;
 revoke all on all functions in schema izgens from anon, authenticated, service_role;

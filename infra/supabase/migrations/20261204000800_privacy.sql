@@ -1,26 +1,37 @@
--- Exports as background jobs (issue 15 item 3): POST /privacy/exports only records the
--- request; a job claims it, builds the document (assembled here, in Postgres, and streamed
--- to the bucket), and reports progress that GET /privacy/exports/{id} shows.
---
---   pending ──claim──▶ building ──finish──▶ ready ──expire──▶ expired
---                         │ (lease runs out: claimed again, at most 3 attempts)
---                         └──fail──▶ failed
+-- Privacy: data exports, account deletion and purge, retention. The promises these keep
+-- are listed in docs/privacy.md.
 
-alter table public.data_exports
-  add column started_at timestamptz,
-  add column attempts int not null default 0,
-  add column rows_total bigint,
-  add column rows_done bigint;
-alter table public.data_exports drop constraint data_exports_status_known;
-alter table public.data_exports add constraint data_exports_status_known
-  check (status in ('pending', 'building', 'ready', 'failed', 'expired'));
-drop index if exists public.data_exports_pending;
-create index data_exports_open on public.data_exports (created_at)
-  where status in ('pending', 'building');
+-- ---------------------------------------------------------------------------------------
+-- Exports, as background jobs: POST /privacy/exports only records the request; a job
+-- claims it, builds the document (assembled here, in Postgres, and streamed to the
+-- bucket), and reports progress that GET /privacy/exports/{id} shows. The states are drawn
+-- at public.data_exports (20261204000100_schema.sql).
 
--- the export reads a user's whole history in order, deleted generations included (the
--- history index holds live ones only)
-create index generations_by_user on public.generations (user_id, created_at, id);
+-- Records an export request: the profile, the per-user and per-address limits, the row.
+create or replace function izgens.request_export(
+  p_user uuid, p_limit int, p_window_seconds int, p_client_ip inet, p_ip_limit int
+) returns public.data_exports
+language plpgsql as $$
+declare
+  v_export public.data_exports;
+begin
+  perform 1 from public.profiles where user_id = p_user;
+  if not found then
+    raise exception using errcode = 'IZ008', message = 'not_found', detail = 'profile';
+  end if;
+  perform izgens.require_rate_limit('export:user:' || p_user, p_limit, p_window_seconds);
+  perform izgens.require_ip_rate_limit('export', p_client_ip, p_ip_limit, p_window_seconds);
+  insert into public.data_exports (user_id) values (p_user) returning * into v_export;
+  return v_export;
+end $$;
+
+create or replace function izgens.user_export(p_user uuid, p_id uuid)
+returns setof public.data_exports
+language plpgsql as $$
+begin
+  perform izgens.require_user(p_user);
+  return query select * from public.data_exports where id = p_id and user_id = p_user;
+end $$;
 
 -- Every IP address stored about the user, and where.
 create or replace function izgens.export_addresses(p_user uuid)
@@ -178,7 +189,6 @@ $$;
 -- Hands one export to exactly one builder until its lease ends: the given one, or the
 -- oldest claimable (null id). A builder that died is replaced once its lease ran out; after
 -- p_max_attempts the export fails instead of being built forever.
-drop function if exists izgens.claim_export(uuid, int);
 create or replace function izgens.claim_export(
   p_id uuid, p_lease_seconds int default 120, p_max_attempts int default 3
 ) returns setof public.data_exports
@@ -227,7 +237,6 @@ language sql as $$
   select exists (select 1 from moved);
 $$;
 
-drop function if exists izgens.finish_export(uuid, text, bigint, int);
 create or replace function izgens.finish_export(
   p_id uuid, p_key text, p_bytes bigint, p_ttl_hours int, p_rows bigint
 ) returns public.data_exports
@@ -247,6 +256,185 @@ language sql as $$
      set status = 'failed', error = left(p_error, 500), lease_until = null, completed_at = now()
    where id = p_id and status = 'building';
 $$;
+
+-- Ready exports past their expiry, claimed for deletion of their object.
+create or replace function izgens.expire_exports(p_limit int)
+returns setof public.data_exports
+language sql as $$
+  update public.data_exports e
+     set status = 'expired'
+   where e.id in (
+     select id from public.data_exports
+      where status = 'ready' and expires_at < now()
+      order by expires_at
+      limit p_limit
+      for update skip locked
+   )
+  returning e.*;
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- Account deletion
+
+-- Schedules the purge after the grace period (never later than 30 days after the request).
+-- Asking again while one is scheduled returns that one.
+create or replace function izgens.request_deletion(p_user uuid, p_grace_hours int)
+returns public.deletion_requests
+language plpgsql as $$
+declare
+  v_req public.deletion_requests;
+begin
+  perform 1 from public.profiles where user_id = p_user for update;
+  if not found then
+    raise exception using errcode = 'IZ008', message = 'not_found', detail = 'profile';
+  end if;
+  select * into v_req from public.deletion_requests
+   where user_id = p_user and status in ('scheduled', 'purging');
+  if found then
+    return v_req;
+  end if;
+  insert into public.deletion_requests (user_id, scheduled_for)
+  values (p_user, now() + make_interval(hours => least(greatest(p_grace_hours, 0), 29 * 24)))
+  returning * into v_req;
+  return v_req;
+end $$;
+
+-- Cancels a scheduled deletion during its grace period; a purge already under way cannot
+-- be. The caller is checked first (a purged user's request is not "not found").
+create or replace function izgens.cancel_deletion(p_user uuid)
+returns public.deletion_requests
+language plpgsql as $$
+declare
+  v_req public.deletion_requests;
+begin
+  perform izgens.require_user(p_user);
+  select * into v_req from public.deletion_requests
+   where user_id = p_user and status in ('scheduled', 'purging')
+   for update;
+  if not found then
+    raise exception using errcode = 'IZ008', message = 'not_found', detail = 'deletion request';
+  end if;
+  if v_req.status = 'purging' then
+    perform izgens._invalid_transition('purging', 'canceled');
+  end if;
+  update public.deletion_requests set status = 'canceled', canceled_at = now()
+   where id = v_req.id returning * into v_req;
+  return v_req;
+end $$;
+
+-- Due requests (or purges that died halfway), each to one purger until its lease ends.
+create or replace function izgens.claim_purges(p_limit int, p_lease_seconds int default 900)
+returns setof public.deletion_requests
+language sql as $$
+  update public.deletion_requests d
+     set status = 'purging',
+         purge_started_at = coalesce(d.purge_started_at, now()),
+         purge_lease_until = now() + make_interval(secs => p_lease_seconds)
+   where d.id in (
+     select id from public.deletion_requests
+      where (status = 'scheduled' and scheduled_for <= now())
+         or (status = 'purging' and purge_lease_until < now())
+      order by scheduled_for
+      limit p_limit
+      for update skip locked
+   )
+  returning d.*;
+$$;
+
+-- Keeps payment records for the legal retention period with nothing that points at the
+-- person: no user id, no IP; raw events keep only Plisio's own fields (never an email).
+create or replace function izgens.anonymise_payments(p_user uuid)
+returns int
+language plpgsql as $$
+declare
+  v_count int;
+begin
+  update public.payment_events e
+     set payload = e.payload - 'email' - 'customer_email' - 'ip'
+    from public.purchases p
+   where e.purchase_id = p.id and p.user_id = p_user;
+  update public.purchases
+     set user_id = null, client_ip = null, idempotency_key = null, anonymized_at = now(),
+         updated_at = now()
+   where user_id = p_user;
+  get diagnostics v_count = row_count;
+  return v_count;
+end $$;
+
+-- Rows the auth cascade cannot reach (rate-limit windows keyed by the user id).
+create or replace function izgens.forget_user_rows(p_user uuid)
+returns void
+language sql as $$
+  delete from public.rate_limits where bucket like ('%:user:' || p_user);
+$$;
+
+-- The last step of a purge on plain Postgres (dev, tests): deleting the auth user cascades
+-- to the profile and every row that references it. On Supabase the Auth Admin API does
+-- the same (and also ends the user's sessions).
+create or replace function izgens.delete_auth_user(p_user uuid)
+returns void
+language sql as $$
+  delete from auth.users where id = p_user;
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- Retention
+
+-- Reference uploads past their retention, claimed for deletion of object and row.
+create or replace function izgens.claim_expired_references(p_limit int)
+returns setof public.reference_uploads
+language sql as $$
+  select * from public.reference_uploads
+   where expires_at < now()
+   order by expires_at
+   limit p_limit
+   for update skip locked;
+$$;
+
+-- Reference uploads whose objects are gone: the rows go too (`references` job, deletion).
+create or replace function izgens.drop_reference_rows(p_keys text[])
+returns int
+language plpgsql as $$
+declare
+  v_count int;
+begin
+  delete from public.reference_uploads where key = any (p_keys);
+  get diagnostics v_count = row_count;
+  return v_count;
+end $$;
+
+create or replace function izgens.delete_old_payments(p_years int, p_limit int)
+returns int
+language plpgsql as $$
+declare
+  v_events int;
+  v_purchases int;
+begin
+  delete from public.payment_events
+   where id in (select id from public.payment_events
+                 where received_at < now() - make_interval(years => p_years)
+                 limit p_limit);
+  get diagnostics v_events = row_count;
+  delete from public.purchases
+   where id in (select id from public.purchases p
+                 where p.created_at < now() - make_interval(years => p_years)
+                   and not exists (select 1 from public.payment_events e where e.purchase_id = p.id)
+                 limit p_limit);
+  get diagnostics v_purchases = row_count;
+  return v_events + v_purchases;
+end $$;
+
+create or replace function izgens.delete_old_rate_limits(p_older_than_hours int)
+returns int
+language plpgsql as $$
+declare
+  v_count int;
+begin
+  delete from public.rate_limits
+   where window_start < now() - make_interval(hours => p_older_than_hours);
+  get diagnostics v_count = row_count;
+  return v_count;
+end $$;
 
 revoke all on all functions in schema izgens from public;
 revoke all on all functions in schema izgens from anon, authenticated, service_role;
