@@ -29,7 +29,7 @@ from _common import median, migrated_database, table, write_result  # noqa: E402
 
 THREADS = 32
 OPS_PER_THREAD = 60
-TARGET = 0.75
+TARGET = 0.85  # of the append floor (DESIGN.md): the append itself is the cost
 
 
 def run(url: str, op: Callable[[psycopg.Connection, int, int], None]) -> float:
@@ -161,7 +161,7 @@ def main() -> None:
                 "izgens.debit_credits (ledger)",
                 f"{median(results['ledger']):,.0f}",
                 f"{median(results['ledger']) / raw:.2f}",
-                f">= {TARGET}",
+                f">= {TARGET} of the floor: {median(results['ledger']) / append:.2f}",
             ],
             [
                 "izgens.start_generation (admission)",

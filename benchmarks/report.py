@@ -118,18 +118,17 @@ def rows_for(results: dict[str, Any]) -> tuple[list[list[str]], list[str]]:
             f"debit_credits vs raw UPDATE ({ledger['threads']} threads, one account)",
             f"{ledger['ledger_ops_s']:,.0f} vs {ledger['raw_ops_s']:,.0f} ops/s"
             f" = {ledger['ledger_ratio']:.2f}x",
-            f">= {ledger['target']}x",
-            ledger["ledger_ratio"] >= ledger["target"],
+            "",
+            None,
         )
-        if "append_ops_s" in ledger:
-            add(
-                "ledger",
-                "append floor (bare UPDATE + INSERT statement) vs raw UPDATE",
-                f"{ledger['append_ops_s']:,.0f} ops/s = {ledger['append_ratio']:.2f}x;"
-                f" debit_credits = {ledger['ledger_vs_append']:.2f}x the floor",
-                "",
-                None,
-            )
+        add(
+            "ledger",
+            "debit_credits vs the append floor (bare UPDATE + INSERT statement)",
+            f"{ledger['append_ops_s']:,.0f} ops/s floor = {ledger['append_ratio']:.2f}x raw;"
+            f" debit_credits = {ledger['ledger_vs_append']:.2f}x the floor",
+            ">= 0.85x the floor (DESIGN.md)",
+            ledger["ledger_vs_append"] >= 0.85,
+        )
         add(
             "ledger",
             "start_generation (whole admission) vs raw UPDATE",
