@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
-import httpx
 import psycopg
 import pytest
 
@@ -23,15 +22,9 @@ from izgens.generations import Lifecycle, callback_token
 from tests.faults.support import FlakyDatabase, assert_books, settle, wait_provider_idle
 from tests.generation.conftest import SIGNING_KEY, GenEnv, User, wait_for
 from tests.payments.support import callback_body, new_purchase
+from tests.support.problems import assert_problem
 
 SERVER_POOL = "izgens"  # application_name of the process-wide Database the functions use
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body = response.json()
-    assert body["status"] == status and body["code"] == code, body
 
 
 def waiting_backend(env: GenEnv, application: str, but: set[int]) -> int | None:

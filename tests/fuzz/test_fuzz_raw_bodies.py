@@ -26,6 +26,7 @@ from izgens.logs import configure_logging
 from tests.payments.support import callback_body
 from tests.security.support import SECRETS, Stack
 from tests.security.test_raw_bodies import sign_surrogates
+from tests.support.problems import assert_problem
 
 PLISIO = "/plisio_webhook/plisio/callback?json=true"
 BYTEPLUS = "/status/callbacks/byteplus"
@@ -121,9 +122,7 @@ def _post(stack: Stack, url: str, body: bytes, content_type: str) -> httpx.Respo
 def _check(response: httpx.Response) -> None:
     assert response.status_code < 500, (response.status_code, response.text)
     if response.status_code >= 400:
-        assert response.headers["content-type"].startswith("application/problem+json")
-        problem = response.json()
-        assert problem["status"] == response.status_code and problem["code"], problem
+        assert_problem(response, response.status_code)
 
 
 def _money(stack: Stack) -> dict[str, int]:

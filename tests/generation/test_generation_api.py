@@ -11,7 +11,7 @@ import httpx
 
 from izgens.db import get_database
 from tests.generation.conftest import GenEnv, SqlCounter, wait_for
-from tests.generation.test_generation_security import assert_problem
+from tests.support.problems import assert_problem
 
 
 def test_deleting_a_queued_generation_cancels_and_refunds_it(env: GenEnv) -> None:
@@ -197,7 +197,7 @@ def test_a_malformed_request_is_refused_and_writes_nothing(env: GenEnv) -> None:
         headers = {**user.headers, **kwargs.pop("headers", {})}
         response = env.api.post("/generate/generations", headers=headers, **kwargs)
         assert 400 <= response.status_code < 500, why
-        assert response.headers["content-type"].startswith("application/problem+json"), why
+        assert_problem(response, response.status_code)
         assert env.counts() == before, why
     assert env.create_requests() == 0
 

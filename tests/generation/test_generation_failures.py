@@ -12,6 +12,7 @@ import pytest
 
 from izgens import catalog
 from tests.generation.conftest import GenEnv, wait_for
+from tests.support.problems import assert_problem
 
 MODERATED = "OutputVideoSensitiveContentDetected.PolicyViolation"
 
@@ -58,10 +59,7 @@ def test_create_refused_for_sensitive_input_answers_4xx_with_the_reason_and_refu
     response = env.generate(
         user, "something forbidden [sim:reject=InputTextSensitiveContentDetected]"
     )
-    assert response.status_code == 422, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    problem = response.json()
-    assert problem["code"] == "provider_rejected"
+    problem = assert_problem(response, 422, "provider_rejected")
     assert problem["provider_code"] == "InputTextSensitiveContentDetected"
     assert "sensitive" in problem["detail"]
     assert env.balance(user) == 5_000

@@ -18,16 +18,7 @@ import pytest
 from izgens.generations import callback_token
 from tests.generation.conftest import SIGNING_KEY, GenEnv, png, tiny_mp4
 from tests.generation.test_generation_e2e import upload_reference
-
-
-def assert_problem(response: httpx.Response, status: int, code: str | None = None) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body = response.json()
-    assert body["status"] == status and body["title"]
-    if code:
-        assert body["code"] == code
-    return body
+from tests.support.problems import assert_problem
 
 
 def test_another_users_generation_is_not_found_on_every_route(env: GenEnv) -> None:
@@ -156,7 +147,7 @@ def test_an_object_that_breaks_the_policy_is_refused_when_a_generation_names_it(
         fields = {"model": "dreamina-seedance-2-0-fast-260128"} if ext == "mp4" else {}
         response = env.generate(user, reference_keys=[key], **fields)
         assert response.status_code == status, (why, response.text)
-        assert response.headers["content-type"].startswith("application/problem+json")
+        assert_problem(response, status)
         assert env.counts() == before, why
     assert env.balance(user) == 10_000 and env.sim_tasks() == []
 
@@ -187,7 +178,7 @@ def test_a_callback_with_a_bad_token_is_refused_and_changes_nothing(env: GenEnv)
     for why, token in forged.items():
         response = _callback(env, token, {"id": task["id"], "status": "succeeded"})
         assert 400 <= response.status_code < 500, (why, response.text)
-        assert response.headers["content-type"].startswith("application/problem+json"), why
+        assert_problem(response, response.status_code)
         assert env.row(gen["id"]) == before, why
     assert env.ledger(gen["id"]) == [("generation", -gen["cost"])]
     # the right token works (and the body's claims still count for nothing)

@@ -27,6 +27,7 @@ from izgens.media import VideoInfo
 from izgens_local.byteplus_sim import completion_tokens
 from tests.generation.conftest import GenEnv, png
 from tests.mp4 import make_mp4
+from tests.support.problems import assert_problem
 
 
 @dataclass(frozen=True)
@@ -346,8 +347,7 @@ def test_a_bad_reference_video_is_refused_before_any_money_moves(
     assert quoted.status_code == status, (why, quoted.text)
     response = env.generate(user, **body)
     assert response.status_code == status, (why, response.text)
-    assert response.headers["content-type"].startswith("application/problem+json")
-    assert response.json()["code"] == "invalid_request"
+    assert_problem(response, status, "invalid_request")
     assert env.counts() == before and env.balance(user) == 10_000 and env.sim_tasks() == []
 
 

@@ -26,7 +26,6 @@ __all__ = [
     "FRONTEND",
     "SECRET",
     "PlisioEnv",
-    "assert_problem",
     "bearer",
     "callback_body",
     "dead_url",
@@ -123,16 +122,6 @@ def events(db: Database) -> list[dict[str, Any]]:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-def assert_problem(response: httpx.Response, status: int, code: str | None = None) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body = response.json()
-    assert body["status"] == status and body["title"]
-    if code:
-        assert body["code"] == code, body
-    return body
 
 
 def dead_url() -> str:

@@ -36,7 +36,6 @@ __all__ = [
     "SECRETS",
     "SECURITY_HEADERS",
     "Stack",
-    "assert_problem",
     "assert_security_headers",
     "forged_tokens",
     "operations",
@@ -295,15 +294,3 @@ def assert_security_headers(response: httpx.Response) -> None:
         assert response.headers.get(name) == value, (name, response.status_code, response.url)
     assert response.headers.get("strict-transport-security", "").startswith("max-age=")
     assert response.headers.get("x-request-id")
-
-
-def assert_problem(response: httpx.Response, status: int | None = None) -> dict[str, Any]:
-    """An RFC 9457 problem with our stable code; never a 5xx."""
-    if status is not None:
-        assert response.status_code == status, response.text
-    assert 400 <= response.status_code < 500, response.text
-    assert response.headers["content-type"].startswith("application/problem+json"), response.text
-    body = response.json()
-    assert body["status"] == response.status_code and body["title"] and body["code"], body
-    assert body["type"].startswith("https://")
-    return body

@@ -13,8 +13,9 @@ import httpx
 import pytest
 
 from izgens.config import Settings, reset_settings
-from tests.security.support import Stack, assert_problem
+from tests.security.support import Stack
 from tests.security.test_edge import _asgi, _function_app
+from tests.support.problems import assert_problem
 
 PEER = "10.9.8.7"  # the proxy, as the socket peer
 

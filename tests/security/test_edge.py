@@ -17,10 +17,10 @@ from izgens.config import get_settings, reset_settings
 from tests.security.support import (
     Operation,
     Stack,
-    assert_problem,
     assert_security_headers,
     operations,
 )
+from tests.support.problems import assert_problem
 
 OPERATIONS = operations()
 OVER = get_settings().max_body_bytes + 1  # the default limit (64 KiB)

@@ -16,6 +16,7 @@ import pytest
 
 from izgens.config import reset_settings
 from tests.security.support import Operation, Stack, assert_security_headers, operations
+from tests.support.problems import assert_problem
 
 OPERATIONS = operations()
 
@@ -115,9 +116,7 @@ def _check(response: httpx.Response, why: str) -> None:
     assert response.status_code < 500, (why, response.status_code, response.text[:300])
     assert_security_headers(response)
     if response.status_code >= 400:
-        assert response.headers["content-type"].startswith("application/problem+json"), why
-        body = response.json()
-        assert body["code"] and body["status"] == response.status_code, why
+        assert_problem(response, response.status_code)
         assert "Traceback" not in response.text and "psycopg" not in response.text, why
 
 

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from izgens.cleanup import run_jobs
-from tests.security.support import Stack, assert_problem, operations
+from tests.security.support import Stack, operations
 from tests.security.test_inputs import _json_body
+from tests.support.problems import assert_problem
 
 SECURED = [op for op in operations() if op.secured]
 

@@ -22,7 +22,8 @@ import pytest
 from izgens.config import reset_settings
 from izgens.db import Database, get_database
 from izgens.logs import request_id_var
-from tests.security.support import Stack, assert_problem, forged_tokens
+from tests.security.support import Stack, forged_tokens
+from tests.support.problems import assert_problem
 
 LIMIT = 4
 ATTEMPTS = 16
@@ -242,7 +243,7 @@ def test_failed_tokens_per_address_turn_into_429_under_concurrency(
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [401] * LIMIT + [429] * (ATTEMPTS - LIMIT), statuses
     for response in responses:
-        body = assert_problem(response)
+        body = assert_problem(response, response.status_code)
         if response.status_code == 429:
             assert body["code"] == "rate_limited"
             assert 1 <= int(response.headers["retry-after"]) <= WINDOW

@@ -23,7 +23,8 @@ from izgens.db import get_database
 from izgens.generations import callback_token
 from izgens.logs import configure_logging
 from tests.payments.support import callback_body, sign
-from tests.security.support import SECRETS, Stack, assert_problem
+from tests.security.support import SECRETS, Stack
+from tests.support.problems import assert_problem
 
 PLISIO = "/plisio_webhook/plisio/callback?json=true"
 BYTEPLUS = "/status/callbacks/byteplus"
@@ -161,7 +162,7 @@ def test_every_malformed_body_is_4xx_on_the_provider_callback(
         logs.clear()
         response = _post(stack, url, body, content_type)
         assert response.status_code in (400, 422), (why, response.status_code, response.text)
-        assert_problem(response)
+        assert_problem(response, response.status_code)
         assert logs.errors() == [], why
     assert stack.counts() == before
     assert _generation(stack, running["id"]) == row

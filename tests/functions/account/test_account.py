@@ -18,6 +18,7 @@ from izgens import credits
 from izgens.db import Database
 from izgens_local.devauth import DevSigner
 from tests.conftest import DevServer
+from tests.support.problems import assert_problem
 
 
 def b64(data: bytes) -> str:
@@ -38,16 +39,6 @@ def new_user(db: Database, email: str | None = None) -> uuid.UUID:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-def assert_problem(response: httpx.Response, status: int, code: str | None = None) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body = response.json()
-    assert body["status"] == status and body["title"] and body["type"].startswith("https://")
-    if code:
-        assert body["code"] == code
-    return body
 
 
 def test_me_creates_the_profile_on_first_sight(

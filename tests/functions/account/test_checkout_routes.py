@@ -11,7 +11,8 @@ import pytest
 
 from izgens.db import Database
 from tests.conftest import DevServer, make_user
-from tests.payments.support import PlisioEnv, assert_problem, bearer
+from tests.payments.support import PlisioEnv, bearer
+from tests.support.problems import assert_problem
 
 
 def buy(

@@ -8,6 +8,7 @@ import httpx
 
 from izgens.db import Database
 from tests.conftest import DevServer
+from tests.support.problems import assert_problem
 
 
 def test_display_name_can_be_set_corrected_and_cleared(
@@ -39,8 +40,7 @@ def test_only_correctable_fields_are_accepted(
         {"age_confirmed": True},
     ):
         response = api.patch("/account/me", json=body, headers=auth)
-        assert response.status_code == 422, body
-        assert response.headers["content-type"].startswith("application/problem+json")
+        assert_problem(response, 422, "invalid_request")
     row = db.one(
         "select balance, display_name, age_confirmed_at from public.profiles where user_id = %s",
         (user,),

@@ -21,7 +21,6 @@ from tests.conftest import DevServer, make_user
 from tests.payments.support import (
     SECRET,
     PlisioEnv,
-    assert_problem,
     bearer,
     callback_body,
     dead_url,
@@ -30,6 +29,7 @@ from tests.payments.support import (
     purchase,
     sign,
 )
+from tests.support.problems import assert_problem
 
 CALLBACK = "/plisio_webhook/plisio/callback?json=true"
 
