@@ -27,6 +27,7 @@ from izgens.config import reset_settings
 from izgens.db import Database, reset_database
 from izgens.export_jobs import stop_worker
 from izgens.migrations import apply_migrations
+from tests.support.users import assert_books_balance
 
 TEST_ENV = {
     "IZGENS_ENV": "test",
@@ -132,28 +133,9 @@ def db(db_url: str) -> Iterator[Database]:
     database = Database(db_url, size=48, name="izgens-tests")
     try:
         yield database
-        bad = database.all("select * from izgens.ledger_mismatches()")
-        assert bad == [], f"ledger invariant broken: {bad}"
+        assert_books_balance(database)
     finally:
         database.close()
-
-
-def make_user(
-    db: Database, email: str | None = None, *, credits: int = 0, adult: bool = True
-) -> uuid.UUID:
-    user_id = uuid.uuid4()
-    db.execute(
-        "insert into auth.users (id, email) values (%s, %s)",
-        (user_id, email or f"u-{user_id.hex[:8]}@example.com"),
-    )
-    db.one("select * from izgens.ensure_profile(%s)", (user_id,))
-    if adult:
-        db.one("select izgens.confirm_age(%s)", (user_id,))
-    if credits:
-        db.one(
-            "select izgens.grant_credits(%s, %s, %s)", (user_id, credits, f"test:{uuid.uuid4()}")
-        )
-    return user_id
 
 
 @dataclass

@@ -17,7 +17,7 @@ from izgens.catalog import GenerationSpec, plan
 from izgens.cleanup import run_jobs
 from izgens.db import Database
 from tests.cli.test_cli import run
-from tests.conftest import make_user
+from tests.support.users import make_user
 
 V20_FAST = "dreamina-seedance-2-0-fast-260128"
 

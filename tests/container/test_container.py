@@ -13,7 +13,8 @@ import pytest
 from starlette.routing import Mount
 
 from izgens.db import Database
-from tests.conftest import DevServer, make_user
+from tests.conftest import DevServer
+from tests.support.users import make_user
 
 from .conftest import LifespanServer
 

@@ -13,7 +13,7 @@ import pytest
 
 from izgens import credits, errors
 from izgens.db import Database
-from tests.conftest import make_user
+from tests.support.users import balance, make_user
 
 TOKENS = 103_818  # seedance-1-0-pro-fast 720p 5 s, the default generation
 
@@ -61,12 +61,6 @@ def price(db: Database) -> int:
     )
     assert row is not None
     return int(row["c"])
-
-
-def balance(db: Database, user: uuid.UUID) -> int:
-    row = db.one("select balance from public.profiles where user_id = %s", (user,))
-    assert row is not None
-    return int(row["balance"])
 
 
 def test_price_follows_the_token_formula(db: Database) -> None:

@@ -16,8 +16,8 @@ import pytest
 
 from izgens.db import Database
 from izgens.migrations import apply_migrations, pending
-from tests.conftest import make_user
 from tests.functional.test_ledger import price, start
+from tests.support.users import make_user
 
 # table -> its key; each row belongs to one user (user_id), whose reads RLS lets through
 OWNED = {

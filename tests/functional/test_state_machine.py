@@ -10,8 +10,8 @@ import pytest
 
 from izgens import errors
 from izgens.db import Database
-from tests.conftest import make_user
-from tests.functional.test_ledger import balance, price, start
+from tests.functional.test_ledger import price, start
+from tests.support.users import balance, make_user
 
 STATES = ("queued", "submitted", "running", "storing", "completed", "failed", "canceled")
 

@@ -31,7 +31,8 @@ from izgens.logs import request_id_var
 from izgens.storage import Storage, reset_storage
 from izgens_local.byteplus_sim import SimConfig, SimServer
 from izgens_local.s3 import LocalS3, SqsEventPump, start_local_s3
-from tests.conftest import DevServer, make_user
+from tests.conftest import DevServer
+from tests.support.users import balance, make_user
 
 API_KEY = "gen-test-byteplus-key-7f3a"
 SIGNING_KEY = "gen-test-callback-signing-key-0123456789"
@@ -228,9 +229,7 @@ class GenEnv:
         return User(user_id, {"Authorization": f"Bearer {token}"})
 
     def balance(self, user: User) -> int:
-        row = self.db.one("select balance from public.profiles where user_id = %s", (user.id,))
-        assert row is not None
-        return int(row["balance"])
+        return balance(self.db, user.id)
 
     def ledger(self, generation_id: str | uuid.UUID) -> list[tuple[str, int]]:
         rows = self.db.all(

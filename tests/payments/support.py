@@ -26,7 +26,6 @@ __all__ = [
     "FRONTEND",
     "SECRET",
     "PlisioEnv",
-    "bearer",
     "callback_body",
     "dead_url",
     "events",
@@ -118,10 +117,6 @@ def purchase(db: Database, purchase_id: uuid.UUID | str) -> dict[str, Any]:
 
 def events(db: Database) -> list[dict[str, Any]]:
     return db.all("select * from public.payment_events order by id")
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def dead_url() -> str:

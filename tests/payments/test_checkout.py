@@ -13,8 +13,8 @@ import pytest
 from izgens import errors, payments
 from izgens.config import reset_settings
 from izgens.db import Database
-from tests.conftest import make_user
 from tests.payments.support import FRONTEND, PlisioEnv, dead_url, purchase
+from tests.support.users import make_user
 
 
 def checkout(db: Database, user: uuid.UUID, key: str = "click-1", pack: str = "starter"):

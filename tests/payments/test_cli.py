@@ -9,8 +9,8 @@ import pytest
 
 from izgens import cli
 from izgens.db import Database
-from tests.conftest import make_user
 from tests.payments.support import SECRET, callback_body, new_purchase
+from tests.support.users import make_user
 
 
 def test_purchases_show_prints_the_purchase_and_its_events(

@@ -12,20 +12,14 @@ import pytest
 from izgens import payments
 from izgens.db import Database
 from izgens.plisio import InvalidSignature
-from tests.conftest import make_user
 from tests.payments.support import SECRET, callback_body, events, new_purchase, purchase, sign
+from tests.support.users import balance, make_user
 
 STARTER = 500  # credits of the `starter` pack (5.00 USD)
 
 
 def deliver(db: Database, body: bytes) -> payments.CallbackReport:
     return payments.handle_callback(db, body, secret_key=SECRET)
-
-
-def balance(db: Database, user: uuid.UUID) -> int:
-    row = db.one("select balance from public.profiles where user_id = %s", (user,))
-    assert row is not None
-    return row["balance"]
 
 
 def purchase_entries(db: Database, purchase_id: uuid.UUID) -> list[dict]:

@@ -12,8 +12,8 @@ from izgens import payments
 from izgens.config import reset_settings
 from izgens.db import Database
 from izgens.plisio import PlisioClient
-from tests.conftest import make_user
 from tests.payments.support import SECRET, PlisioEnv, callback_body, dead_url, events, purchase
+from tests.support.users import balance, make_user
 
 AGED = "update public.purchases set created_at = now() - interval '1 hour'"
 
@@ -36,10 +36,6 @@ def reconcile(db: Database, env: PlisioEnv, **kw: object) -> payments.ReconcileR
     with PlisioClient(env.api_url, SECRET, timeout=5, backoff=0) as client:
         args: dict = {"older_than": timedelta(minutes=10), "limit": 50} | kw
         return payments.reconcile_pending_purchases(db, client, **args)
-
-
-def balance(db: Database, user: uuid.UUID) -> int:
-    return db.one("select balance from public.profiles where user_id = %s", (user,))["balance"]  # type: ignore[index]
 
 
 def test_reconciliation_settles_a_purchase_whose_callback_was_dropped(

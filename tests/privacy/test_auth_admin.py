@@ -13,7 +13,8 @@ import pytest
 from izgens import errors
 from izgens.config import get_settings, reset_settings
 from izgens.db import Database
-from tests.conftest import DevServer, make_user
+from tests.conftest import DevServer
+from tests.support.users import make_user
 
 SERVICE_KEY = "test-auth-admin-service-key"
 

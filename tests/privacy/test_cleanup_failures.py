@@ -20,9 +20,10 @@ from izgens import cleanup
 from izgens.config import reset_settings
 from izgens.db import Database
 from izgens.storage import get_storage, reset_storage
-from tests.conftest import DevServer, make_user
+from tests.conftest import DevServer
 from tests.infra.test_template import TEMPLATE
 from tests.payments.support import dead_url
+from tests.support.users import make_user
 
 
 def due_deletion(db: Database) -> uuid.UUID:

@@ -20,14 +20,13 @@ from izgens.config import reset_settings
 from izgens.db import Database
 from tests.conftest import DevServer
 from tests.privacy.test_privacy import (
-    bearer,
     completed_generation,
-    new_user,
     objects,
     price,
     ready_export,
     reference,
 )
+from tests.support.users import bearer, make_user
 
 
 def export_row(db: Database, export_id: str | uuid.UUID) -> dict[str, Any]:
@@ -38,7 +37,7 @@ def export_row(db: Database, export_id: str | uuid.UUID) -> dict[str, Any]:
 
 @pytest.fixture
 def user(services: dict, db: Database) -> uuid.UUID:
-    someone = new_user(db, "olga@example.com", price(db) * 4)
+    someone = make_user(db, "olga@example.com", credits=price(db) * 4)
     completed_generation(db, someone, "olga's kite over the dunes")
     reference(db, someone)
     return someone

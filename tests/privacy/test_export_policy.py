@@ -21,15 +21,14 @@ from tests.conftest import DevServer
 from tests.privacy.test_privacy import (
     MP4,
     PNG,
-    bearer,
     completed_generation,
-    new_user,
     objects,
     price,
     purchase,
     ready_export,
     reference,
 )
+from tests.support.users import balance, bearer, make_user
 
 POLICY = Path(__file__).resolve().parents[3] / "shared" / "reference" / "privacy-policy.txt"
 
@@ -65,7 +64,7 @@ def export_document(api: httpx.Client, token: str) -> tuple[dict[str, Any], byte
 def google_user(db: Database) -> uuid.UUID:
     """A user as Supabase Auth stores a Google sign-in, with a browser session and the
     sign-in in Auth's audit log, and the credentials Auth keeps beside them."""
-    user = new_user(db, GOOGLE["email"], price(db) * 3)
+    user = make_user(db, GOOGLE["email"], credits=price(db) * 3)
     db.execute(
         "update auth.users set raw_user_meta_data = %s, raw_app_meta_data = %s,"
         " encrypted_password = %s, recovery_token = %s, last_sign_in_at = now(),"
@@ -200,13 +199,12 @@ def heidi(services: dict, db: Database) -> dict[str, Any]:
 
     Privacy.from_settings().request_deletion(user)  # asked once, then changed their mind
     Privacy.from_settings().cancel_deletion(user)
-    row = db.one("select balance from public.profiles where user_id = %s", (user,))
     return {
         "user": user,
         "generation": generation,
         "reference": ref,
         "purchase": bought,
-        "balance": row["balance"],
+        "balance": balance(db, user),
     }
 
 
@@ -228,7 +226,7 @@ def test_a_user_with_no_data_gets_the_same_shape_with_empty_sections(
     api: httpx.Client, dev_server: DevServer, db: Database, services: dict, heidi: dict[str, Any]
 ) -> None:
     full, _ = export_document(api, dev_server.token(heidi["user"]))
-    nobody = new_user(db, "nobody@example.com")
+    nobody = make_user(db, "nobody@example.com")
     empty, _ = export_document(api, dev_server.token(nobody))
     assert list(empty) == list(full)
     for name, value in full.items():
@@ -244,7 +242,7 @@ def test_a_deleted_generation_is_forgotten_by_every_route_and_the_export(
 ) -> None:
     from tests.functional.test_ledger import spec, start
 
-    user = new_user(db, "ivan@example.com", price(db) * 5)
+    user = make_user(db, "ivan@example.com", credits=price(db) * 5)
     token = dev_server.token(user)
     only_here = reference(db, user)
     shared = reference(db, user)
@@ -312,7 +310,7 @@ def test_a_later_transition_cannot_write_content_back(db: Database, services: di
     """A running task failing after the delete writes its error into a deleted row."""
     from tests.functional.test_ledger import start
 
-    user = new_user(db, "judy@example.com", price(db) * 2)
+    user = make_user(db, "judy@example.com", credits=price(db) * 2)
     gen = uuid.UUID(start(db, user)["generation"]["id"])
     db.one("select * from izgens.mark_submitted(%s, 'cgt-judy')", (gen,))
     db.one("select izgens.forget_generation(%s, %s) as r", (user, gen))
@@ -333,9 +331,9 @@ def test_a_later_transition_cannot_write_content_back(db: Database, services: di
 
 
 def test_deleting_an_unsent_generation_cancels_and_refunds_it(db: Database, services: dict) -> None:
-    from tests.functional.test_ledger import balance, start
+    from tests.functional.test_ledger import start
 
-    user = new_user(db, "ken@example.com", price(db) * 2)
+    user = make_user(db, "ken@example.com", credits=price(db) * 2)
     before = balance(db, user)
     gen = uuid.UUID(start(db, user)["generation"]["id"])
     db.execute(

@@ -18,13 +18,10 @@ from izgens.db import Database
 from izgens.storage import get_storage
 from tests.conftest import DevServer
 from tests.functional.test_ledger import price, start
+from tests.support.users import bearer, make_user
 
 MP4 = (Path(__file__).resolve().parents[2] / "local" / "fixtures" / "tiny10.mp4").read_bytes()
 PNG = bytes.fromhex("89504e470d0a1a0a") + b"\x00" * 64
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def ready_export(api: httpx.Client, token: str, export_id: str, timeout: float = 30) -> dict:
@@ -36,15 +33,6 @@ def ready_export(api: httpx.Client, token: str, export_id: str, timeout: float =
         if status.json()["status"] not in ("pending", "building") or time.monotonic() > deadline:
             return status.json()
         time.sleep(0.05)
-
-
-def new_user(db: Database, email: str, credits_: int = 0) -> uuid.UUID:
-    user = uuid.uuid4()
-    db.execute("insert into auth.users (id, email) values (%s, %s)", (user, email))
-    db.one("select izgens.confirm_age(%s)", (user,))
-    if credits_:
-        credits.grant(db, user, credits_, f"seed-{user}")
-    return user
 
 
 def completed_generation(db: Database, user: uuid.UUID, prompt: str) -> uuid.UUID:
@@ -108,8 +96,8 @@ def objects(prefix: str) -> list[str]:
 @pytest.fixture
 def alice_and_bob(services: dict, db: Database) -> dict:
     cost = price(db)
-    alice = new_user(db, "alice@example.com", cost * 3)
-    bob = new_user(db, "bob@example.com", cost * 3)
+    alice = make_user(db, "alice@example.com", credits=cost * 3)
+    bob = make_user(db, "bob@example.com", credits=cost * 3)
     data = {
         "alice": alice,
         "bob": bob,
@@ -222,7 +210,7 @@ def test_exports_are_rate_limited(
 
     monkeypatch.setenv("RATE_EXPORT_USER", "2")
     reset_settings()
-    user = new_user(db, "carol@example.com")
+    user = make_user(db, "carol@example.com")
     token = dev_server.token(user)
     codes = [
         api.post("/privacy_export/privacy/exports", headers=bearer(token)).status_code
@@ -349,7 +337,7 @@ def test_generations_in_flight_at_purge_end_cleanly(
     from izgens.generations import Lifecycle
 
     cost = price(db)
-    user = new_user(db, "dana@example.com", cost * 10)
+    user = make_user(db, "dana@example.com", credits=cost * 10)
     token = dev_server.token(user)
     made = api.post(
         "/generate/generations",
@@ -370,7 +358,7 @@ def test_generations_in_flight_at_purge_end_cleanly(
 
 
 def test_references_past_retention_are_deleted_newer_kept(db: Database, services: dict) -> None:
-    user = new_user(db, "erin@example.com")
+    user = make_user(db, "erin@example.com")
     old = reference(db, user, hours_old=100)
     new = reference(db, user, hours_old=1)
     assert run_jobs(["references"])["references"]["deleted"] == 1
@@ -392,7 +380,7 @@ def test_info_logs_carry_no_prompt_email_or_ip(
     caplog.set_level(logging.INFO)
     email = "frank-private@example.com"
     prompt = "a very private prompt about frank"
-    user = new_user(db, email, price(db) * 10)
+    user = make_user(db, email, credits=price(db) * 10)
     token = dev_server.token(user, email)
     headers = bearer(token) | {"Idempotency-Key": "logs-1", "X-Forwarded-For": "192.0.2.77"}
     made = api.post("/generate/generations", json={"prompt": prompt}, headers=headers)

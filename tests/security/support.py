@@ -25,9 +25,10 @@ from izgens.payments import reset_plisio_client
 from izgens_local.byteplus_sim import SimConfig, SimServer
 from izgens_local.devserver import HTTP_FUNCTIONS, load_function
 from izgens_local.s3 import LocalS3
-from tests.conftest import DevServer, make_user
+from tests.conftest import DevServer
 from tests.payments.support import SECRET as PLISIO_SECRET
 from tests.payments.support import plisio_sim
+from tests.support.users import make_user
 
 __all__ = [
     "FUNCTIONS",

@@ -16,6 +16,7 @@ from izgens.cleanup import run_jobs
 from tests.security.support import Stack, operations
 from tests.security.test_inputs import _json_body
 from tests.support.problems import assert_problem
+from tests.support.users import make_user
 
 SECURED = [op for op in operations() if op.secured]
 
@@ -94,10 +95,7 @@ def test_a_user_seen_for_the_first_time_is_not_refused(stack: Stack) -> None:
     """The check is "the auth user exists", not "a profile exists": a new user's first call
     may be any read, and makes their profile, as GET /account/me does."""
     for path in ("/account/ledger", "/account/packs", "/status/generations", "/generate/quote"):
-        user = uuid.uuid4()
-        stack.db.execute(
-            "insert into auth.users (id, email) values (%s, %s)", (user, f"{user}@x.test")
-        )
+        user = make_user(stack.db, profile=False)
         token = stack.dev.token(user)
         response = stack.api.get(path, headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 200, (path, response.text)

@@ -24,6 +24,7 @@ from izgens.db import Database, get_database
 from izgens.logs import request_id_var
 from tests.security.support import Stack, forged_tokens
 from tests.support.problems import assert_problem
+from tests.support.users import balance
 
 LIMIT = 4
 ATTEMPTS = 16
@@ -139,7 +140,7 @@ def test_the_per_user_limit_holds_under_concurrency_and_refusals_write_nothing(
     spec = ACTIONS[action]
     _limits(monkeypatch, **{f"RATE_{action.upper()}_USER": LIMIT})
     before = stack.counts()
-    balance = stack.db.one("select balance from public.profiles where user_id = %s", (stack.user,))
+    funds = balance(stack.db, stack.user)
     # one user from many addresses: only the per-user limit can bind
     calls = [_call(stack, spec, stack.token, f"198.51.100.{i + 1}") for i in range(ATTEMPTS)]
     _assert_exactly_limit_admitted(_together(calls))
@@ -153,9 +154,8 @@ def test_the_per_user_limit_holds_under_concurrency_and_refusals_write_nothing(
             "select coalesce(sum(cost), 0) as c from public.generations where user_id = %s",
             (stack.user,),
         )
-        now = stack.db.one("select balance from public.profiles where user_id = %s", (stack.user,))
-        assert balance is not None and cost is not None and now is not None
-        assert now["balance"] == balance["balance"] - cost["c"]
+        assert cost is not None
+        assert balance(stack.db, stack.user) == funds - cost["c"]
         assert after["credit_ledger"] == before["credit_ledger"] + LIMIT
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from izgens.config import reset_settings
 from tests.security.support import Stack
+from tests.support.users import balance
 
 
 class Recorder:
@@ -135,8 +136,7 @@ def test_video_urls_into_our_network_are_refused_never_fetched_and_refunded(
     assert inside.hits == []  # nothing inside was ever asked
     for why, hop in redirectors.items():
         assert len(hop.hits) == 1, why  # the allowed host was asked once; its hop refused
-    balance = stack.db.one("select balance from public.profiles where user_id = %s", (stack.user,))
-    assert balance is not None and balance["balance"] == balance_before
+    assert balance(stack.db, stack.user) == balance_before
     objects = stack.db.one(
         "select count(*) as n from public.generations where video_key is not null"
     )

@@ -19,6 +19,7 @@ from izgens.db import Database
 from izgens_local.devauth import DevSigner
 from tests.conftest import DevServer
 from tests.support.problems import assert_problem
+from tests.support.users import bearer, make_user
 
 
 def b64(data: bytes) -> str:
@@ -29,22 +30,10 @@ def segment(obj: dict) -> str:
     return b64(json.dumps(obj, separators=(",", ":")).encode())
 
 
-def new_user(db: Database, email: str | None = None) -> uuid.UUID:
-    user_id = uuid.uuid4()
-    db.execute(
-        "insert into auth.users (id, email) values (%s, %s)", (user_id, email or "a@example.com")
-    )
-    return user_id
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
 def test_me_creates_the_profile_on_first_sight(
     api: httpx.Client, dev_server: DevServer, db: Database
 ) -> None:
-    user = new_user(db, "first@example.com")
+    user = make_user(db, "first@example.com", profile=False)
     response = api.get("/account/me", headers=bearer(dev_server.token(user, "first@example.com")))
     assert response.status_code == 200
     body = response.json()
@@ -59,7 +48,7 @@ def test_me_creates_the_profile_on_first_sight(
 def test_age_confirmation_and_ledger_paging(
     api: httpx.Client, dev_server: DevServer, db: Database
 ) -> None:
-    user = new_user(db)
+    user = make_user(db, profile=False)
     token = dev_server.token(user)
     confirmed = api.post(
         "/account/me/age-confirmation", json={"over_18": True}, headers=bearer(token)
@@ -84,7 +73,7 @@ def test_age_confirmation_and_ledger_paging(
 def test_a_token_for_a_deleted_user_does_not_bring_the_account_back(
     api: httpx.Client, dev_server: DevServer, db: Database
 ) -> None:
-    user = new_user(db)
+    user = make_user(db, profile=False)
     token = dev_server.token(user)
     assert api.get("/account/me", headers=bearer(token)).status_code == 200
     db.execute("delete from auth.users where id = %s", (user,))
@@ -156,7 +145,7 @@ def _without(dev_server: DevServer, user: uuid.UUID, claim: str) -> str:
 def test_forged_or_invalid_tokens_get_401_and_write_nothing(
     api: httpx.Client, dev_server: DevServer, db: Database, case: str
 ) -> None:
-    user = new_user(db)
+    user = make_user(db, profile=False)
     token = forged_tokens(dev_server, user)[case]
     for method, path, body in (
         ("GET", "/account/me", None),
@@ -187,7 +176,7 @@ def test_missing_or_garbled_authorization_is_401(
 def test_bad_bodies_get_4xx_problems_and_change_nothing(
     api: httpx.Client, dev_server: DevServer, db: Database
 ) -> None:
-    user = new_user(db)
+    user = make_user(db, profile=False)
     auth = bearer(dev_server.token(user))
     post = "/account/me/age-confirmation"
     assert_problem(

@@ -10,9 +10,10 @@ import httpx
 import pytest
 
 from izgens.db import Database
-from tests.conftest import DevServer, make_user
-from tests.payments.support import PlisioEnv, bearer
+from tests.conftest import DevServer
+from tests.payments.support import PlisioEnv
 from tests.support.problems import assert_problem
+from tests.support.users import bearer, make_user
 
 
 def buy(

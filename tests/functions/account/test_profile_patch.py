@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import uuid
-
 import httpx
 
 from izgens.db import Database
 from tests.conftest import DevServer
 from tests.support.problems import assert_problem
+from tests.support.users import make_user
 
 
 def test_display_name_can_be_set_corrected_and_cleared(
     api: httpx.Client, dev_server: DevServer, db: Database
 ) -> None:
-    user = uuid.uuid4()
-    db.execute("insert into auth.users (id, email) values (%s, 'p@example.com')", (user,))
+    user = make_user(db, "p@example.com", profile=False)
     auth = {"Authorization": f"Bearer {dev_server.token(user)}"}
     first = api.patch("/account/me", json={"display_name": "Ana  "}, headers=auth)
     assert first.status_code == 200 and first.json()["display_name"] == "Ana"
@@ -29,8 +27,7 @@ def test_display_name_can_be_set_corrected_and_cleared(
 def test_only_correctable_fields_are_accepted(
     api: httpx.Client, dev_server: DevServer, db: Database
 ) -> None:
-    user = uuid.uuid4()
-    db.execute("insert into auth.users (id, email) values (%s, 'q@example.com')", (user,))
+    user = make_user(db, profile=False)
     auth = {"Authorization": f"Bearer {dev_server.token(user)}"}
     for body in (
         {"balance": 1000},

@@ -17,11 +17,10 @@ import pytest
 from izgens.config import reset_settings
 from izgens.db import Database, get_database
 from izgens.logs import configure_logging
-from tests.conftest import DevServer, make_user
+from tests.conftest import DevServer
 from tests.payments.support import (
     SECRET,
     PlisioEnv,
-    bearer,
     callback_body,
     dead_url,
     events,
@@ -30,16 +29,13 @@ from tests.payments.support import (
     sign,
 )
 from tests.support.problems import assert_problem
+from tests.support.users import balance, bearer, make_user
 
 CALLBACK = "/plisio_webhook/plisio/callback?json=true"
 
 
 def post(api: httpx.Client, body: bytes) -> httpx.Response:
     return api.post(CALLBACK, content=body, headers={"Content-Type": "application/json"})
-
-
-def balance(db: Database, user: uuid.UUID) -> int:
-    return db.one("select balance from public.profiles where user_id = %s", (user,))["balance"]  # type: ignore[index]
 
 
 def forged(order: str, case: str) -> bytes:
