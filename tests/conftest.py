@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from izgens.config import reset_settings
 from izgens.db import Database, reset_database
 from izgens.export_jobs import stop_worker
 from izgens.migrations import apply_migrations
+from tests.support.servers import free_port
 from tests.support.users import assert_books_balance
 
 TEST_ENV = {
@@ -36,12 +36,6 @@ TEST_ENV = {
     "RATE_GENERATE_USER": "1000",
     "RATE_GENERATE_IP": "1000",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -22,18 +22,13 @@ from pathlib import Path
 import httpx
 
 from izgens.config import Settings
+from tests.support.servers import free_port
 
-__all__ = ["ROOT", "DevStack", "free_port", "port_is_free", "process_tree"]
+__all__ = ["ROOT", "DevStack", "port_is_free", "process_tree"]
 
 ROOT = Path(__file__).resolve().parents[2]
 BYTEPLUS_KEY = "stack-test-byteplus-key"
 PLISIO_SECRET = "stack-test-plisio-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def port_is_free(port: int) -> bool:

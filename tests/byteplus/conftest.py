@@ -8,7 +8,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -17,6 +16,7 @@ import pytest
 from izgens.byteplus import BytePlusClient
 from izgens_local.byteplus_sim import SimConfig, SimServer
 from tests.mp4 import make_mp4
+from tests.support.servers import QuietHandler, StubServer
 
 # distinctive, so a leak is easy to find in messages and logs
 API_KEY = "sim-byteplus-key-5e1d0a-DO-NOT-LEAK"
@@ -107,31 +107,17 @@ class Receiver:
 def receiver() -> Iterator[Receiver]:
     state = Receiver()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
-            length = int(self.headers.get("Content-Length", "0"))
-            body = json.loads(self.rfile.read(length) or b"null")
+            body = json.loads(self.read_body() or b"null")
             with state.lock:
                 state.received.append(body)
                 code = state.script.pop(0) if state.script else 200
-            self.send_response(code)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            self.reply(code)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    try:
+    with StubServer(Handler) as server:
+        state.url = f"{server.base}/hook"
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +126,7 @@ def video_host() -> Iterator[str]:
     MP4 of that length (`?declared=N` makes its headers claim N seconds), `/junk.mp4` is not
     an MP4, anything else is 404. Answers the base URL."""
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
             path, _, query = self.path.partition("?")
             name = path.rsplit("/", 1)[-1]
@@ -156,22 +142,7 @@ def video_host() -> Iterator[str]:
                 if seconds > 0:
                     declared = float(params["declared"]) if "declared" in params else None
                     body = make_mp4(seconds, declared_seconds=declared)
-            self.send_response(200 if body is not None else 404)
-            self.send_header("Content-Type", "video/mp4")
-            self.send_header("Content-Length", str(len(body or b"")))
-            self.end_headers()
-            self.wfile.write(body or b"")
+            self.reply(200 if body is not None else 404, body or b"", "video/mp4")
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with StubServer(Handler) as server:
+        yield server.base

@@ -12,7 +12,7 @@ import pytest
 
 from izgens.cli import main
 from izgens_local import stack
-from tests.conftest import free_port
+from tests.support.servers import free_port
 
 VARIABLES = {
     "IZGENS_DEV_PORT": "dev server",

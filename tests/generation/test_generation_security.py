@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import uuid
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -19,6 +17,7 @@ from izgens.generations import callback_token
 from tests.generation.conftest import SIGNING_KEY, GenEnv, png, tiny_mp4
 from tests.generation.test_generation_e2e import upload_reference
 from tests.support.problems import assert_problem
+from tests.support.servers import QuietHandler, StubServer
 
 
 def test_another_users_generation_is_not_found_on_every_route(env: GenEnv) -> None:
@@ -186,57 +185,36 @@ def test_a_callback_with_a_bad_token_is_refused_and_changes_nothing(env: GenEnv)
     assert env.row(gen["id"])["status"] == "submitted"
 
 
-class _RecordingHost:
+def _recording_host(hits: list[str]) -> StubServer:
     """A loopback server on a port that is not on the allowlist; records every request."""
 
-    def __init__(self) -> None:
-        self.hits: list[str] = []
-        host = self
+    class Handler(QuietHandler):
+        def do_GET(self) -> None:  # noqa: N802 - stdlib name
+            hits.append(self.path)
+            self.reply(200, tiny_mp4(), "video/mp4")
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - stdlib name
-                host.hits.append(self.path)
-                data = tiny_mp4()
-                self.send_response(200)
-                self.send_header("Content-Type", "video/mp4")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/x.mp4"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    return StubServer(Handler)
 
 
 @pytest.mark.parametrize("where", ["evil.example", "unlisted loopback port"])
 def test_a_video_on_a_host_off_the_allowlist_is_refused_never_fetched_and_refunded(
     env: GenEnv, where: str
 ) -> None:
-    host = _RecordingHost()
-    try:
-        url = "https://evil.example/x.mp4" if where == "evil.example" else host.url
+    hits: list[str] = []
+    with _recording_host(hits) as host:
+        url = "https://evil.example/x.mp4" if where == "evil.example" else f"{host.base}/x.mp4"
         user = env.user()
         gen = env.accepted(user, f"a harmless prompt [sim:url={url}]")
         failed = env.wait_status(gen["id"], "failed")
         assert failed["error_code"] == "video_refused"
         assert "not an allowed video host" in failed["error_message"]
-        assert host.hits == []
+        assert hits == []
         assert not env.object_exists(f"videos/{user.id}/{gen['id']}.mp4")
         assert env.ledger(gen["id"]) == [
             ("generation", -gen["cost"]),
             ("generation_refund", gen["cost"]),
         ]
         assert env.balance(user) == 10_000
-    finally:
-        host.stop()
 
 
 def test_an_adult_gate_and_the_balance_are_checked_before_anything_is_written(env: GenEnv) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,7 +26,6 @@ __all__ = [
     "SECRET",
     "PlisioEnv",
     "callback_body",
-    "dead_url",
     "events",
     "new_purchase",
     "plisio_env",
@@ -119,14 +117,6 @@ def events(db: Database) -> list[dict[str, Any]]:
     return db.all("select * from public.payment_events order by id")
 
 
-def dead_url() -> str:
-    """An http URL on a port nothing listens on (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
-
-
 @dataclass
 class PlisioEnv:
     sim_url: str
@@ -152,7 +142,7 @@ def plisio_sim() -> Iterator[str]:
     """One Plisio simulator for the session, over real HTTP on a free port."""
     from izgens_local.plisio_sim import SimConfig, create_app
     from izgens_local.stack import ThreadedServer
-    from tests.conftest import free_port
+    from tests.support.servers import free_port
 
     port = free_port()
     server = ThreadedServer(

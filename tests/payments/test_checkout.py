@@ -13,7 +13,8 @@ import pytest
 from izgens import errors, payments
 from izgens.config import reset_settings
 from izgens.db import Database
-from tests.payments.support import FRONTEND, PlisioEnv, dead_url, purchase
+from tests.payments.support import FRONTEND, PlisioEnv, purchase
+from tests.support.servers import dead_url
 from tests.support.users import make_user
 
 

@@ -12,7 +12,8 @@ from izgens import payments
 from izgens.config import reset_settings
 from izgens.db import Database
 from izgens.plisio import PlisioClient
-from tests.payments.support import SECRET, PlisioEnv, callback_body, dead_url, events, purchase
+from tests.payments.support import SECRET, PlisioEnv, callback_body, events, purchase
+from tests.support.servers import dead_url
 from tests.support.users import balance, make_user
 
 AGED = "update public.purchases set created_at = now() - interval '1 hour'"

@@ -7,7 +7,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -16,6 +15,7 @@ import uvicorn
 
 from izgens.plisio import PlisioClient
 from izgens_local.plisio_sim import SimConfig, create_app
+from tests.support.servers import QuietHandler, StubServer
 
 # distinctive, so a leak is easy to find in logs and messages
 SIM_SECRET = "sim-secret-9f3c1e-DO-NOT-LEAK"
@@ -73,32 +73,19 @@ class Receiver:
 def receiver() -> Iterator[Receiver]:
     holder: dict[str, Receiver] = {}
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length", "0"))
-            rec = Received(self.path, dict(self.headers.items()), self.rfile.read(length))
+    class Handler(QuietHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+            rec = Received(self.path, dict(self.headers.items()), self.read_body())
             state = holder["r"]
             if state.on_call:
                 state.on_call(rec)
             state.calls.append(rec)
-            self.send_response(state.status_code)
-            self.send_header("Content-Type", "text/plain")
-            self.end_headers()
-            self.wfile.write(b"ok" if state.status_code == 200 else b"nope")
+            body = b"ok" if state.status_code == 200 else b"nope"
+            self.reply(state.status_code, body, "text/plain")
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    holder["r"] = Receiver(url=f"http://127.0.0.1:{server.server_address[1]}")
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
+    with StubServer(Handler) as server:
+        holder["r"] = Receiver(url=server.base)
         yield holder["r"]
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 @pytest.fixture(scope="session")

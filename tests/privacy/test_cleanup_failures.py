@@ -22,7 +22,7 @@ from izgens.db import Database
 from izgens.storage import get_storage, reset_storage
 from tests.conftest import DevServer
 from tests.infra.test_template import TEMPLATE
-from tests.payments.support import dead_url
+from tests.support.servers import dead_url
 from tests.support.users import make_user
 
 

@@ -5,10 +5,8 @@ progress; cleanup takes over what was lost or died; three dead attempts fail the
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -26,6 +24,7 @@ from tests.privacy.test_privacy import (
     ready_export,
     reference,
 )
+from tests.support.servers import QuietHandler, StubServer
 from tests.support.users import bearer, make_user
 
 
@@ -137,34 +136,25 @@ class LambdaStandIn:
         self.calls: list[dict[str, Any]] = []
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                length = int(self.headers.get("content-length", 0))
+        class Handler(QuietHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
                 outer.calls.append(
                     {
                         "path": self.path,
                         "type": self.headers.get("x-amz-invocation-type"),
                         "signed": self.headers.get("authorization", "").startswith("AWS4-"),
-                        "payload": json.loads(self.rfile.read(length)),
+                        "payload": json.loads(self.read_body()),
                     }
                 )
                 body = b"" if outer.status == 202 else b'{"Message": "Rate exceeded"}'
-                self.send_response(outer.status)
-                self.send_header("content-length", str(len(body)))
-                self.send_header("x-amzn-ErrorType", "TooManyRequestsException")
-                self.end_headers()
-                self.wfile.write(body)
+                errors = {"x-amzn-ErrorType": "TooManyRequestsException"}
+                self.reply(outer.status, body, headers=errors)
 
-            def log_message(self, *args: object) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = StubServer(Handler).start()
+        self.url = self.server.base
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()
 
 
 @pytest.fixture

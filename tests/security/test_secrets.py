@@ -18,8 +18,8 @@ import pytest
 from izgens.config import reset_settings
 from izgens.generations import callback_token
 from izgens.logs import JsonFormatter, configure_logging
-from tests.payments.support import dead_url
 from tests.security.support import SECRETS, Stack, forged_tokens
+from tests.support.servers import dead_url
 
 
 class Collector(logging.Handler):

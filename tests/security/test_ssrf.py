@@ -7,16 +7,14 @@ generation path reaches them (izgens.storage.copy_from_url is the only fetch).""
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 
 from izgens.config import reset_settings
 from tests.security.support import Stack
+from tests.support.servers import QuietHandler, StubServer
 from tests.support.users import balance
 
 
@@ -28,31 +26,20 @@ class Recorder:
         self.hits: list[str] = []
         recorder = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:  # noqa: N802 - stdlib name
                 recorder.hits.append(self.path)
                 if recorder.redirect_to:
-                    self.send_response(302)
-                    self.send_header("Location", recorder.redirect_to)
-                    self.end_headers()
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "video/mp4")
-                self.send_header("Content-Length", "12")
-                self.end_headers()
-                self.wfile.write(b"\x00\x00\x00\x0cftypisom")
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                return
+                    self.reply(302, headers={"Location": recorder.redirect_to})
+                else:
+                    self.reply(200, b"\x00\x00\x00\x0cftypisom", "video/mp4")
 
         self.redirect_to = redirect_to
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.host = f"127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = StubServer(Handler).start()
+        self.host = self.server.host
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()
 
 
 @pytest.fixture

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -18,6 +16,7 @@ import pytest
 
 from izgens.storage import MIN_PART_SIZE, Storage
 from izgens_local.s3 import LocalS3, start_local_s3
+from tests.support.servers import QuietHandler, StubServer
 
 FIXTURE = Path(__file__).resolve().parents[2] / "local" / "fixtures" / "tiny10.mp4"
 TINY_SHA256 = "f5e51720e1d0ee1c0646a28d7f325d3e9ec1ac968abba3d9d896d51f8e554a31"
@@ -98,37 +97,28 @@ class VideoHost:
         return [f"127.0.0.1:{self.port}"]
 
 
-def _make_handler(host: VideoHost, tiny: bytes) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
-            return
-
+def _make_handler(hits: list[str], tiny: bytes) -> type[QuietHandler]:
+    class Handler(QuietHandler):
         def do_GET(self) -> None:  # noqa: N802 - stdlib name
-            host.hits.append(self.path)
+            hits.append(self.path)
             parts = urlsplit(self.path)
             query = {k: v[0] for k, v in parse_qs(parts.query).items()}
             if parts.path == "/tiny.mp4":
-                self._send(200, "video/mp4", [tiny], len(tiny))
+                self.reply(200, tiny, "video/mp4")
             elif parts.path == "/blob":
                 size = int(query["size"])
                 head = tiny[:32] if query.get("magic", "1") == "1" else b"<html>not a video</html>"
                 length = size if query.get("length", "1") == "1" else None
-                self._send(200, query.get("type", "video/mp4"), _blob(head, size), length)
+                self._stream(query.get("type", "video/mp4"), _blob(head, size), length)
             elif parts.path == "/redirect":
-                self._redirect(query["to"])
+                self.reply(302, headers={"Location": query["to"]})
             elif parts.path == "/loop":
-                self._redirect("/loop")
+                self.reply(302, headers={"Location": "/loop"})
             else:
-                self._send(404, "text/plain", [b"no such video"], 13)
+                self.reply(404, b"no such video", "text/plain")
 
-        def _redirect(self, location: str) -> None:
-            self.send_response(302)
-            self.send_header("Location", location)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def _send(self, status: int, ctype: str, body: Any, length: int | None) -> None:
-            self.send_response(status)
+        def _stream(self, ctype: str, body: Iterator[bytes], length: int | None) -> None:
+            self.send_response(200)
             self.send_header("Content-Type", ctype)
             if length is not None:
                 self.send_header("Content-Length", str(length))
@@ -155,15 +145,6 @@ def _blob(head: bytes, size: int) -> Iterator[bytes]:
 
 @pytest.fixture(scope="module")
 def video_host() -> Iterator[VideoHost]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
-    server.daemon_threads = True
-    host = VideoHost(port=server.server_address[1])
-    server.RequestHandlerClass = _make_handler(host, tiny_mp4())
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield host
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    hits: list[str] = []
+    with StubServer(_make_handler(hits, tiny_mp4())) as server:
+        yield VideoHost(port=server.port, hits=hits)

@@ -13,6 +13,7 @@ from botocore.config import Config
 
 from izgens.storage import presign_get_url
 from izgens.storage.presign import _content_disposition
+from tests.support.servers import QuietHandler, StubServer
 
 SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 
@@ -97,8 +98,6 @@ class CredentialsEndpoint:
 
     def __init__(self, token: str = "lambda-auth-token") -> None:
         import json
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         self.token = token
         self.requests = 0
@@ -106,39 +105,26 @@ class CredentialsEndpoint:
         self.serial = 0
         state = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
                 state.requests += 1
                 if self.headers.get("Authorization") != state.token:
-                    self.send_response(401)
-                    self.end_headers()
+                    self.reply(401)
                     return
                 state.serial += 1
-                body = json.dumps(
-                    {
-                        "AccessKeyId": f"ASIACONTAINER{state.serial}",
-                        "SecretAccessKey": SECRET,
-                        "Token": f"container-session-{state.serial}",
-                        "Expiration": state.expiration,
-                    }
-                ).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                body = {
+                    "AccessKeyId": f"ASIACONTAINER{state.serial}",
+                    "SecretAccessKey": SECRET,
+                    "Token": f"container-session-{state.serial}",
+                    "Expiration": state.expiration,
+                }
+                self.reply(200, json.dumps(body).encode(), "application/json")
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        self.uri = f"http://127.0.0.1:{self.server.server_address[1]}/2018-06-01/credentials"
+        self.server = StubServer(Handler).start()
+        self.uri = f"{self.server.base}/2018-06-01/credentials"
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()
 
 
 @pytest.fixture

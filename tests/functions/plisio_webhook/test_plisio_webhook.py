@@ -22,13 +22,13 @@ from tests.payments.support import (
     SECRET,
     PlisioEnv,
     callback_body,
-    dead_url,
     events,
     new_purchase,
     purchase,
     sign,
 )
 from tests.support.problems import assert_problem
+from tests.support.servers import dead_url
 from tests.support.users import balance, bearer, make_user
 
 CALLBACK = "/plisio_webhook/plisio/callback?json=true"
