@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,18 +32,6 @@ def sim_config(**overrides: Any) -> SimConfig:
     }
     values.update(overrides)
     return SimConfig(**values)
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 5.0, every: float = 0.02) -> Any:
-    """Poll until `predicate()` is truthy; returns its value or fails the test."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout} s")
-        time.sleep(every)
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,9 @@ from izgens.byteplus import BytePlusClient, Task
 from izgens.catalog import DEFAULT_MODEL, GenerationSpec, plan
 from izgens.errors import ProviderRateLimited, ProviderRejected, ProviderUnavailable
 from izgens_local.byteplus_sim import SimServer
+from tests.support.waiting import wait_for
 
-from .conftest import API_KEY, Receiver, wait_for
+from .conftest import API_KEY, Receiver
 
 V20 = "dreamina-seedance-2-0-260128"
 

@@ -19,7 +19,8 @@ import httpx
 from izgens import errors
 from izgens.cleanup import run_jobs
 from izgens.db import Database
-from tests.generation.conftest import GenEnv, wait_for
+from tests.generation.conftest import GenEnv
+from tests.support.waiting import wait_for
 
 __all__ = [
     "FlakyDatabase",

@@ -20,9 +20,10 @@ from izgens.config import get_settings, reset_settings
 from izgens.db import Database, get_database, reset_database
 from izgens.generations import Lifecycle, callback_token
 from tests.faults.support import FlakyDatabase, assert_books, settle, wait_provider_idle
-from tests.generation.conftest import SIGNING_KEY, GenEnv, User, wait_for
+from tests.generation.conftest import SIGNING_KEY, GenEnv, User
 from tests.payments.support import callback_body, new_purchase
 from tests.support.problems import assert_problem
+from tests.support.waiting import wait_for
 
 SERVER_POOL = "izgens"  # application_name of the process-wide Database the functions use
 

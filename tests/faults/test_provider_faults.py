@@ -19,7 +19,8 @@ from izgens import generations
 from izgens.cleanup import run_jobs
 from tests.faults.proxy import FaultProxy
 from tests.faults.support import assert_books, settle, wait_provider_idle
-from tests.generation.conftest import GenEnv, tiny_mp4, wait_for
+from tests.generation.conftest import GenEnv, tiny_mp4
+from tests.support.waiting import wait_for
 
 CREATE = r"/contents/generations/tasks$"
 READ = r"/contents/generations/tasks/cgt-"

@@ -12,7 +12,8 @@ import pytest
 from izgens.config import reset_settings
 from izgens.storage import reset_storage
 from tests.faults.support import assert_books, settle, wait_provider_idle
-from tests.generation.conftest import GenEnv, wait_for
+from tests.generation.conftest import GenEnv
+from tests.support.waiting import wait_for
 
 
 def closed_port() -> int:

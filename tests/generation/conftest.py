@@ -13,10 +13,9 @@ import functools
 import os
 import struct
 import threading
-import time
 import uuid
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -33,6 +32,7 @@ from izgens_local.byteplus_sim import SimConfig, SimServer
 from izgens_local.s3 import LocalS3, SqsEventPump, start_local_s3
 from tests.conftest import DevServer
 from tests.support.users import balance, make_user
+from tests.support.waiting import wait_for
 
 API_KEY = "gen-test-byteplus-key-7f3a"
 SIGNING_KEY = "gen-test-callback-signing-key-0123456789"
@@ -63,18 +63,6 @@ def tiny_mp4() -> bytes:
 
 def is_mp4(data: bytes) -> bool:
     return len(data) > 12 and data[4:8] == b"ftyp"
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    """Poll `predicate` until truthy (for work other threads do: callbacks, S3 events)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} not met within {timeout} s")
-        time.sleep(0.02)
 
 
 @dataclass

@@ -10,8 +10,9 @@ from typing import Any
 import httpx
 
 from izgens.db import get_database
-from tests.generation.conftest import GenEnv, SqlCounter, wait_for
+from tests.generation.conftest import GenEnv, SqlCounter
 from tests.support.problems import assert_problem
+from tests.support.waiting import wait_for
 
 
 def test_deleting_a_queued_generation_cancels_and_refunds_it(env: GenEnv) -> None:

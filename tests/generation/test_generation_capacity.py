@@ -13,7 +13,8 @@ import pytest
 
 from izgens.config import reset_settings
 from izgens.generations import Lifecycle
-from tests.generation.conftest import GenEnv, wait_for
+from tests.generation.conftest import GenEnv
+from tests.support.waiting import wait_for
 
 
 def provider_order(env: GenEnv) -> list[str]:

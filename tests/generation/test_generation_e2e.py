@@ -52,7 +52,7 @@ def test_a_generation_from_upload_to_delete(env: GenEnv) -> None:
     assert done["content_type"] == "video/mp4"
     # the bucket's ObjectCreated event reached video_stored (through SQS), harmlessly late
     events = env.stack.events
-    from tests.generation.conftest import wait_for
+    from tests.support.waiting import wait_for
 
     wait_for(lambda: video_key in events.keys(), what="the S3 event for the video")
 

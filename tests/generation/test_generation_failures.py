@@ -11,8 +11,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from izgens import catalog
-from tests.generation.conftest import GenEnv, wait_for
+from tests.generation.conftest import GenEnv
 from tests.support.problems import assert_problem
+from tests.support.waiting import wait_for
 
 MODERATED = "OutputVideoSensitiveContentDetected.PolicyViolation"
 

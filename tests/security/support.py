@@ -29,6 +29,7 @@ from tests.conftest import DevServer
 from tests.payments.support import SECRET as PLISIO_SECRET
 from tests.payments.support import plisio_sim
 from tests.support.users import make_user
+from tests.support.waiting import wait_for
 
 __all__ = [
     "FUNCTIONS",
@@ -122,12 +123,7 @@ class Stack:
         return user, self.dev.token(user)
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float = 15.0) -> Any:
-        """Poll until truthy (work other threads do: callbacks, S3 events)."""
-        deadline = time.monotonic() + timeout
-        while not (value := predicate()):
-            assert time.monotonic() < deadline, "condition not met in time"
-            time.sleep(0.05)
-        return value
+        return wait_for(predicate, timeout)
 
     def counts(self) -> dict[str, int]:
         """Rows a refused request must not write (rate-limit buckets included)."""
