@@ -26,7 +26,8 @@ from schemathesis.config import SchemathesisConfig
 
 from izgens.http import SECURITY_HEADERS
 from izgens_local.devserver import HTTP_FUNCTIONS, load_function
-from tests.security.support import Stack, forged_tokens
+from tests.security.support import Stack
+from tests.support.tokens import forged_tokens
 
 LONG_RUN = "IZGENS_FUZZ_EXAMPLES" in os.environ  # `make fuzz`
 MAX_EXAMPLES = int(os.environ.get("IZGENS_FUZZ_EXAMPLES", "12"))

@@ -1,15 +1,12 @@
 """Shared by the hardening tests (tests/security, tests/fuzz): the whole system wired up
 (moto S3, the Seedance and Plisio simulators, the dev server for the JWKS and callbacks),
-a real adult user with credits, tokens forged every way we refuse, and the checks every
-response must pass.
+a real adult user with credits, and the checks every response must pass.
 
 The conftests of those folders import the fixtures from here.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -39,7 +36,6 @@ __all__ = [
     "SECURITY_HEADERS",
     "Stack",
     "assert_security_headers",
-    "forged_tokens",
     "operations",
     "plisio_sim",
     "security_sim",
@@ -208,78 +204,6 @@ def _wait_for_callbacks(sim: SimServer, timeout: float = 10.0) -> None:
             if not sim.engine._draining:
                 return
         time.sleep(0.02)
-
-
-# ---------------------------------------------------------------------------------------------
-# Tokens
-
-
-def _b64(data: dict[str, Any] | bytes) -> str:
-    raw = data if isinstance(data, bytes) else json.dumps(data).encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def forged_tokens(dev: DevServer, user: uuid.UUID) -> dict[str, str]:
-    """Tokens that must never authenticate, by what is wrong with them."""
-    import jwt
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    good = dev.token(user)
-    header, payload, signature = good.split(".")
-    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    now = int(time.time())
-    stranger = ec.generate_private_key(ec.SECP256R1())
-    flipped = signature[:-2] + ("AA" if not signature.endswith("AA") else "BB")
-    return {
-        "expired": dev.token(user, claims={"iat": now - 7200, "exp": now - 3600}),
-        "wrong audience": dev.token(user, claims={"aud": "service_role"}),
-        "no audience": jwt.encode(
-            {k: v for k, v in claims.items() if k != "aud"},
-            stranger,
-            algorithm="ES256",
-            headers={"kid": "izgens-dev-es256"},
-        ),
-        "wrong issuer": dev.token(user, claims={"iss": "https://evil.example/auth/v1"}),
-        "wrong role": dev.token(user, claims={"role": "service_role"}),
-        "anonymous session": dev.token(user, claims={"is_anonymous": True}),
-        "subject not a uuid": dev.token(user, claims={"sub": "admin"}),
-        "unknown key id": dev.token(user, kid="some-other-key"),
-        "signed by a stranger": jwt.encode(
-            claims, stranger, algorithm="ES256", headers={"kid": "izgens-dev-es256"}
-        ),
-        "tampered payload": f"{header}.{_b64({**claims, 'sub': str(uuid.uuid4())})}.{signature}",
-        "tampered signature": f"{header}.{payload}.{flipped}",
-        "alg none": f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{payload}.",
-        "HS256 with a guessable secret": jwt.encode(
-            claims,
-            "super-secret-jwt-token-with-at-least-32-characters-long",
-            algorithm="HS256",
-        ),
-        "HS256 keyed with the public key": _hs256_with(claims, _public_pem(dev)),
-        "garbage": "not-a-token",
-        "three empty parts": "..",
-        "huge": "a" * 6000,
-    }
-
-
-def _public_pem(dev: DevServer) -> bytes:
-    from cryptography.hazmat.primitives import serialization
-
-    return dev.signer._key.public_key().public_bytes(  # type: ignore[attr-defined]
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-
-def _hs256_with(claims: dict[str, Any], key: bytes) -> str:
-    """The algorithm-confusion forgery: HS256 keyed with the public key (PyJWT will not
-    sign it, an attacker will)."""
-    import hashlib
-    import hmac
-
-    head = _b64({"alg": "HS256", "typ": "JWT", "kid": "izgens-dev-es256"})
-    signing_input = f"{head}.{_b64(claims)}".encode()
-    mac = hmac.new(key, signing_input, hashlib.sha256).digest()
-    return f"{signing_input.decode()}.{_b64(mac)}"
 
 
 # ---------------------------------------------------------------------------------------------

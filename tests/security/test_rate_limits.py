@@ -22,8 +22,9 @@ import pytest
 from izgens.config import reset_settings
 from izgens.db import Database, get_database
 from izgens.logs import request_id_var
-from tests.security.support import Stack, forged_tokens
+from tests.security.support import Stack
 from tests.support.problems import assert_problem
+from tests.support.tokens import forged_tokens
 from tests.support.users import balance
 
 LIMIT = 4

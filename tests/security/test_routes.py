@@ -15,10 +15,10 @@ from tests.security.support import (
     Operation,
     Stack,
     assert_security_headers,
-    forged_tokens,
     operations,
 )
 from tests.support.problems import assert_problem
+from tests.support.tokens import forged_tokens
 
 OPERATIONS = operations()
 

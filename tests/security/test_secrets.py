@@ -18,8 +18,9 @@ import pytest
 from izgens.config import reset_settings
 from izgens.generations import callback_token
 from izgens.logs import JsonFormatter, configure_logging
-from tests.security.support import SECRETS, Stack, forged_tokens
+from tests.security.support import SECRETS, Stack
 from tests.support.servers import dead_url
+from tests.support.tokens import forged_tokens
 
 
 class Collector(logging.Handler):
