@@ -26,6 +26,7 @@ from izgens.logs import configure_logging
 from tests.payments.support import callback_body
 from tests.security.support import SECRETS, Stack
 from tests.security.test_raw_bodies import sign_surrogates
+from tests.support.logs import LogCapture, capture_logs
 from tests.support.problems import assert_problem
 
 PLISIO = "/plisio_webhook/plisio/callback?json=true"
@@ -94,24 +95,11 @@ content_types = st.sampled_from(
 # -- fixtures and checks -----------------------------------------------------------------------
 
 
-class Errors(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.seen: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.seen.append(f"{record.name}: {record.getMessage()}")
-
-
 @pytest.fixture
-def error_log() -> Iterator[Errors]:
+def error_log() -> Iterator[LogCapture]:
     configure_logging()
-    handler = Errors()
-    logging.getLogger().addHandler(handler)
-    try:
-        yield handler
-    finally:
-        logging.getLogger().removeHandler(handler)
+    with capture_logs(level=logging.ERROR) as errors:
+        yield errors
 
 
 def _post(stack: Stack, url: str, body: bytes, content_type: str) -> httpx.Response:
@@ -141,14 +129,14 @@ def _money(stack: Stack) -> dict[str, int]:
 @FUZZ
 @given(body=bodies, content_type=content_types)
 def test_any_unsigned_body_is_refused_on_the_plisio_webhook(
-    stack: Stack, error_log: Errors, body: bytes, content_type: str
+    stack: Stack, error_log: LogCapture, body: bytes, content_type: str
 ) -> None:
     before = _money(stack)
     response = _post(stack, PLISIO, body, content_type)
     _check(response)
     assert response.status_code in (413, 422), response.text  # 413: over the body limit
     assert _money(stack) == before
-    assert error_log.seen == []
+    assert error_log.errors() == []
 
 
 @st.composite
@@ -167,7 +155,7 @@ def signed_callbacks(draw: st.DrawFn) -> dict[str, Any]:
 @FUZZ
 @given(fields=signed_callbacks(), real_order=st.booleans())
 def test_any_signed_callback_is_answered_without_a_5xx(
-    stack: Stack, error_log: Errors, fields: dict[str, Any], real_order: bool
+    stack: Stack, error_log: LogCapture, fields: dict[str, Any], real_order: bool
 ) -> None:
     """Signed by the secret holder, any content: 200 and stored, or 422 (nested too deep,
     not an object), never a 5xx and never a credit for a body that does not fit."""
@@ -184,7 +172,7 @@ def test_any_signed_callback_is_answered_without_a_5xx(
             assert after["ledger"] == before["ledger"]  # nothing credited
     else:
         assert after == before
-    assert error_log.seen == []
+    assert error_log.errors() == []
 
 
 def _fits(fields: dict[str, Any]) -> bool:
@@ -234,7 +222,7 @@ def in_flight(stack: Stack) -> dict[str, Any]:
 @given(body=bodies, content_type=content_types, forged=st.booleans())
 def test_any_body_on_the_provider_callback_is_answered_without_a_5xx(
     stack: Stack,
-    error_log: Errors,
+    error_log: LogCapture,
     in_flight: dict[str, Any],
     body: bytes,
     content_type: str,
@@ -250,7 +238,7 @@ def test_any_body_on_the_provider_callback_is_answered_without_a_5xx(
         "select reason, delta from public.credit_ledger where ref = %s", (str(in_flight["id"]),)
     )
     assert entries == [{"reason": "generation", "delta": -in_flight["cost"]}]  # no refund
-    assert error_log.seen == []
+    assert error_log.errors() == []
 
 
 def test_the_strategies_reach_what_they_are_for() -> None:

@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.logs import capture_logs
+
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "infra" / "template.yaml"
 FUNCTIONS_DIR = ROOT / "functions"
@@ -559,7 +561,7 @@ def test_alarms_cover_every_function(sam: dict[str, Any]) -> None:
 def test_ledger_mismatch_metric_matches_what_cleanup_logs(sam: dict[str, Any]) -> None:
     import logging
 
-    from izgens.logs import JsonFormatter, log_event
+    from izgens.logs import log_event
 
     metric_filter = sam["Resources"]["LedgerMismatchMetricFilter"]["Properties"]
     assert metric_filter["LogGroupName"] == {"Ref": "CleanupLogGroup"}
@@ -573,18 +575,11 @@ def test_ledger_mismatch_metric_matches_what_cleanup_logs(sam: dict[str, Any]) -
 
     # the contract: log_event(..., job="ledger_check", mismatches=N) puts both keys at the
     # top level of the JSON line the filter reads
-    records: list[logging.LogRecord] = []
-
-    class Capture(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            records.append(record)
-
     logger = logging.getLogger("izgens.tests.ledger")
     logger.propagate = False
-    logger.addHandler(Capture())
-    logger.setLevel(logging.INFO)
-    log_event(logger, "ledger check", job="ledger_check", mismatches=3)
-    line = json.loads(JsonFormatter().format(records[0]))
+    with capture_logs(logger.name, logging.INFO) as logged:
+        log_event(logger, "ledger check", job="ledger_check", mismatches=3)
+    line = json.loads(logged.lines()[0])
     assert line["job"] == "ledger_check" and line["mismatches"] == 3
 
 

@@ -22,6 +22,7 @@ from izgens.db import Database
 from izgens.storage import get_storage, reset_storage
 from tests.conftest import DevServer
 from tests.infra.test_template import TEMPLATE
+from tests.support.logs import LogCapture, capture_logs
 from tests.support.servers import dead_url
 from tests.support.users import make_user
 
@@ -37,32 +38,15 @@ def due_deletion(db: Database) -> uuid.UUID:
     return user
 
 
-class Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 @pytest.fixture
-def logged() -> Iterator[Records]:
+def logged() -> Iterator[LogCapture]:
     """The cleanup logger's records (on the logger itself: the handler's
     configure_logging() replaces the root's handlers, caplog's among them)."""
-    records = Records()
-    target = logging.getLogger("izgens.cleanup")
-    target.addHandler(records)
-    level = target.level
-    target.setLevel(logging.INFO)
-    try:
+    with capture_logs("izgens.cleanup", logging.INFO) as records:
         yield records
-    finally:
-        target.removeHandler(records)
-        target.setLevel(level)
 
 
-def failure_lines(logged: Records) -> dict[str, tuple[int, int]]:
+def failure_lines(logged: LogCapture) -> dict[str, tuple[int, int]]:
     """job -> (failures, level) from the per-job lines the metric filter reads."""
     found = {}
     for record in logged.records:
@@ -73,7 +57,7 @@ def failure_lines(logged: Records) -> dict[str, tuple[int, int]]:
 
 
 def test_a_purge_that_cannot_delete_objects_fails_the_invocation(
-    services: dict, db: Database, monkeypatch: pytest.MonkeyPatch, logged: Records
+    services: dict, db: Database, monkeypatch: pytest.MonkeyPatch, logged: LogCapture
 ) -> None:
     from izgens_functions.cleanup.handler import handler
 
@@ -94,7 +78,7 @@ def test_a_purge_that_cannot_delete_objects_fails_the_invocation(
 
 
 def test_a_job_that_raises_fails_the_invocation(
-    services: dict, db: Database, monkeypatch: pytest.MonkeyPatch, logged: Records
+    services: dict, db: Database, monkeypatch: pytest.MonkeyPatch, logged: LogCapture
 ) -> None:
     """The references job deletes objects before rows: with the bucket gone it raises."""
     from izgens_functions.cleanup.handler import handler
@@ -114,7 +98,7 @@ def test_a_job_that_raises_fails_the_invocation(
     assert db.one("select count(*) as n from public.reference_uploads")["n"] == 1  # type: ignore[index]
 
 
-def test_a_clean_run_returns_its_counts(services: dict, db: Database, logged: Records) -> None:
+def test_a_clean_run_returns_its_counts(services: dict, db: Database, logged: LogCapture) -> None:
     from izgens_functions.cleanup.handler import handler
 
     user = due_deletion(db)
@@ -161,15 +145,12 @@ def _matches(pattern: str, entry: dict[str, Any]) -> bool:
 
 
 def test_the_template_alarms_on_every_jobs_failure_line(
-    services: dict, db: Database, logged: Records
+    services: dict, db: Database, logged: LogCapture
 ) -> None:
     """The metric filter matches the very line each job logs (and not the ledger check's
     own line), its value is the count, and an alarm pages on any of it."""
-    from izgens.logs import JsonFormatter
-
     cleanup.run_jobs()
-    formatter = JsonFormatter()
-    entries = [json.loads(formatter.format(r)) for r in logged.records]
+    entries = [json.loads(line) for line in logged.lines()]
     from cfnlint.decode import decode_str
 
     template, problems = decode_str(TEMPLATE.read_text())

@@ -24,6 +24,7 @@ from izgens.generations import callback_token
 from izgens.logs import configure_logging
 from tests.payments.support import callback_body, sign
 from tests.security.support import SECRETS, Stack
+from tests.support.logs import LogCapture, capture_logs
 from tests.support.problems import assert_problem
 
 PLISIO = "/plisio_webhook/plisio/callback?json=true"
@@ -68,36 +69,12 @@ CONTENT_TYPES = [
 ]
 
 
-class Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def clear(self) -> None:
-        self.records.clear()
-
-    def errors(self) -> list[str]:
-        return [
-            f"{r.name}: {r.getMessage()}"
-            for r in self.records
-            if r.levelno >= logging.ERROR or r.exc_info
-        ]
-
-
 @pytest.fixture
-def logs() -> Iterator[Records]:
+def logs() -> Iterator[LogCapture]:
     """Every log record of the process (the dev server's threads included)."""
     configure_logging()  # it replaces the root's handlers once; add ours after that
-    records = Records()
-    root = logging.getLogger()
-    root.addHandler(records)
-    try:
+    with capture_logs() as records:
         yield records
-    finally:
-        root.removeHandler(records)
 
 
 @pytest.fixture
@@ -137,7 +114,7 @@ def _post(stack: Stack, url: str, body: bytes, content_type: str | None) -> http
 
 @pytest.mark.parametrize("content_type", CONTENT_TYPES)
 def test_every_malformed_body_is_4xx_on_the_plisio_webhook(
-    stack: Stack, logs: Records, content_type: str | None
+    stack: Stack, logs: LogCapture, content_type: str | None
 ) -> None:
     before, trips = stack.counts(), get_database().round_trips
     for why, body in MALFORMED.items():
@@ -154,7 +131,7 @@ def test_every_malformed_body_is_4xx_on_the_plisio_webhook(
 
 @pytest.mark.parametrize("content_type", CONTENT_TYPES)
 def test_every_malformed_body_is_4xx_on_the_provider_callback(
-    stack: Stack, logs: Records, running: dict[str, Any], content_type: str | None
+    stack: Stack, logs: LogCapture, running: dict[str, Any], content_type: str | None
 ) -> None:
     before, row = stack.counts(), _generation(stack, running["id"])
     url = f"{BYTEPLUS}?token={running['token']}"
@@ -218,7 +195,7 @@ def _raw_exchange(
 
 @pytest.mark.parametrize("route", ["plisio", "byteplus"])
 def test_a_body_cut_short_by_a_client_that_hangs_up_is_a_400_not_an_error(
-    stack: Stack, logs: Records, running: dict[str, Any], route: str
+    stack: Stack, logs: LogCapture, running: dict[str, Any], route: str
 ) -> None:
     target = PLISIO if route == "plisio" else f"{BYTEPLUS}?token={running['token']}"
     path = urlsplit(target).path
@@ -279,7 +256,7 @@ def _purchase(stack: Stack) -> uuid.UUID:
     ids=["NaN", "Infinity", "1e400", "NaN price"],
 )
 def test_a_signed_callback_with_non_finite_numbers_is_stored_once(
-    stack: Stack, logs: Records, numbers: dict[str, str], flag: str | None
+    stack: Stack, logs: LogCapture, numbers: dict[str, str], flag: str | None
 ) -> None:
     pid = _purchase(stack)
     fields = {

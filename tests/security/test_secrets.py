@@ -17,34 +17,19 @@ import pytest
 
 from izgens.config import reset_settings
 from izgens.generations import callback_token
-from izgens.logs import JsonFormatter, configure_logging
+from izgens.logs import configure_logging
 from tests.security.support import SECRETS, Stack
+from tests.support.logs import LogCapture, capture_logs
 from tests.support.servers import dead_url
 from tests.support.tokens import forged_tokens
 
 
-class Collector(logging.Handler):
-    """Every record, as the JSON line production would write (fields, tracebacks)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.setFormatter(JsonFormatter())
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
-
-
 @pytest.fixture
-def logs() -> Iterator[Collector]:
+def logs() -> Iterator[LogCapture]:
+    """Every record, to read as the JSON lines production would write."""
     configure_logging("INFO")  # production level; httpx's URL lines off, as in production
-    collector = Collector()
-    root = logging.getLogger()
-    root.addHandler(collector)
-    try:
-        yield collector
-    finally:
-        root.removeHandler(collector)
+    with capture_logs(level=logging.INFO) as records:
+        yield records
 
 
 def _signing_material(stack: Stack) -> list[str]:
@@ -69,7 +54,7 @@ def _answers(responses: list[httpx.Response]) -> str:
 
 
 def test_no_secret_in_logs_answers_or_exports(
-    stack: Stack, monkeypatch: pytest.MonkeyPatch, logs: Collector
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, logs: LogCapture
 ) -> None:
     api, auth = stack.api, stack.auth
     seen: list[httpx.Response] = []
@@ -152,8 +137,9 @@ def test_no_secret_in_logs_answers_or_exports(
             uuid.UUID(gid), SECRETS["CALLBACK_SIGNING_KEY"]
         ),
     }
-    log_text = "\n".join(logs.lines)
-    assert len(logs.lines) > 30 and '"msg": "request"' in log_text  # we did capture
+    lines = logs.lines()
+    log_text = "\n".join(lines)
+    assert len(lines) > 30 and '"msg": "request"' in log_text  # we did capture
     answers = _answers(seen)
     for name, value in secrets.items():
         assert value not in log_text, f"{name} in the logs"
