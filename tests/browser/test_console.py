@@ -13,7 +13,7 @@ from typing import Any
 from playwright.sync_api import expect
 
 from tests.browser.devstack import DevStack
-from tests.mp4 import make_mp4
+from tests.support.mp4 import make_mp4
 
 V20_FAST = "dreamina-seedance-2-0-fast-260128"
 

@@ -14,7 +14,7 @@ import pytest
 
 from izgens.byteplus import BytePlusClient
 from izgens_local.byteplus_sim import SimConfig, SimServer
-from tests.mp4 import make_mp4
+from tests.support.mp4 import make_mp4
 from tests.support.servers import QuietHandler, StubServer
 
 # distinctive, so a leak is easy to find in messages and logs

@@ -19,7 +19,8 @@ from izgens import generations
 from izgens.cleanup import run_jobs
 from tests.faults.proxy import FaultProxy
 from tests.faults.support import assert_books, settle, wait_provider_idle
-from tests.generation.conftest import GenEnv, tiny_mp4
+from tests.generation.conftest import GenEnv
+from tests.support.mp4 import tiny_mp4
 from tests.support.waiting import wait_for
 
 CREATE = r"/contents/generations/tasks$"

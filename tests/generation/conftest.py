@@ -17,7 +17,6 @@ import uuid
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
 import httpx
@@ -54,11 +53,6 @@ def png(width: int = 320, height: int = 320) -> bytes:
         + chunk(b"IDAT", zlib.compress(rows))
         + chunk(b"IEND", b"")
     )
-
-
-def tiny_mp4() -> bytes:
-    """The simulator's own video: a valid one-second H.264 MP4 of about 1 KB."""
-    return resources.files("izgens_local").joinpath("fixtures/tiny10.mp4").read_bytes()
 
 
 def is_mp4(data: bytes) -> bool:

@@ -14,7 +14,8 @@ from urllib.parse import parse_qs, quote, urlsplit
 import httpx
 
 from izgens_functions.video_stored.handler import handle_event
-from tests.generation.conftest import GenEnv, tiny_mp4
+from tests.generation.conftest import GenEnv
+from tests.support.mp4 import tiny_mp4
 from tests.support.waiting import wait_for
 
 

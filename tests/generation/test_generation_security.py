@@ -14,8 +14,9 @@ import httpx
 import pytest
 
 from izgens.generations import callback_token
-from tests.generation.conftest import SIGNING_KEY, GenEnv, png, tiny_mp4
+from tests.generation.conftest import SIGNING_KEY, GenEnv, png
 from tests.generation.test_generation_e2e import upload_reference
+from tests.support.mp4 import tiny_mp4
 from tests.support.problems import assert_problem
 from tests.support.servers import QuietHandler, StubServer
 

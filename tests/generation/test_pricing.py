@@ -26,7 +26,7 @@ from izgens.db import Database
 from izgens.media import VideoInfo
 from izgens_local.byteplus_sim import completion_tokens
 from tests.generation.conftest import GenEnv, png
-from tests.mp4 import make_mp4
+from tests.support.mp4 import make_mp4
 from tests.support.problems import assert_problem
 
 

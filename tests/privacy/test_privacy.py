@@ -7,7 +7,6 @@ import json
 import logging
 import time
 import uuid
-from pathlib import Path
 
 import httpx
 import pytest
@@ -18,9 +17,10 @@ from izgens.db import Database
 from izgens.storage import get_storage
 from tests.conftest import DevServer
 from tests.functional.test_ledger import price, start
+from tests.support.mp4 import tiny_mp4
 from tests.support.users import bearer, make_user
 
-MP4 = (Path(__file__).resolve().parents[2] / "local" / "fixtures" / "tiny10.mp4").read_bytes()
+MP4 = tiny_mp4()
 PNG = bytes.fromhex("89504e470d0a1a0a") + b"\x00" * 64
 
 

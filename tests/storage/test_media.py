@@ -13,8 +13,7 @@ from hypothesis import strategies as st
 
 from izgens.media import HEAD_BYTES, UnreadableMedia, VideoInfo, locate_moov, parse_moov
 from izgens.storage import Storage
-from tests.mp4 import box, make_mp4
-from tests.storage.conftest import tiny_mp4
+from tests.support.mp4 import box, make_mp4, tiny_mp4
 
 
 def read(data: bytes, head: int = HEAD_BYTES) -> VideoInfo:

@@ -13,8 +13,9 @@ import pytest
 
 from izgens.errors import InvalidRequest, PayloadTooLarge, ProviderUnavailable
 from izgens.storage import Storage, UnexpectedContent, UnsafeURL
+from tests.support.mp4 import tiny_mp4
 
-from .conftest import VideoHost, tiny_mp4
+from .conftest import VideoHost
 
 
 @pytest.fixture

@@ -15,8 +15,9 @@ import pytest
 
 from izgens.storage import ObjectCreated, Storage
 from izgens_local.s3 import LocalS3, SqsEventPump
+from tests.support.mp4 import tiny_mp4
 
-from .conftest import VideoHost, tiny_mp4
+from .conftest import VideoHost
 
 
 class Inbox:

@@ -19,8 +19,9 @@ import pytest
 from izgens.errors import InvalidRequest, NotFound, PayloadTooLarge
 from izgens.media import VideoInfo
 from izgens.storage import UPLOAD_EXPIRY_SECONDS, UPLOAD_TYPES, ReferenceInfo, Storage
+from tests.support.mp4 import tiny_mp4
 
-from .conftest import JPEG, PNG, WEBP, tiny_mp4
+from .conftest import JPEG, PNG, WEBP
 
 
 def _policy(fields: dict[str, str]) -> dict[str, Any]:

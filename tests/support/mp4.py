@@ -1,4 +1,5 @@
-"""MP4 files of any length and size for the tests, built box by box (ISO/IEC 14496-12).
+"""MP4 files for the tests: the simulator's own tiny video, and files of any length and
+size built box by box (ISO/IEC 14496-12).
 
 The index (`moov`) is real; the media (`mdat`) is filler, since nothing here decodes frames.
 Options make the files lie the ways hostile uploads do: a movie header that declares less
@@ -8,8 +9,15 @@ than the frames hold, an index at the end, a file cut short.
 from __future__ import annotations
 
 import struct
+from importlib import resources
 
-__all__ = ["make_mp4"]
+__all__ = ["box", "make_mp4", "tiny_mp4"]
+
+
+def tiny_mp4() -> bytes:
+    """The simulator's own video (local/fixtures/tiny10.mp4): a valid 64x64 H.264 MP4 of
+    ten frames, 980 bytes."""
+    return resources.files("izgens_local").joinpath("fixtures/tiny10.mp4").read_bytes()
 
 
 def box(kind: bytes, *payload: bytes) -> bytes:
