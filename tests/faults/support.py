@@ -20,6 +20,7 @@ from izgens import errors
 from izgens.cleanup import run_jobs
 from izgens.db import Database
 from tests.generation.conftest import GenEnv
+from tests.support.users import assert_books_balance
 from tests.support.waiting import wait_for
 
 __all__ = [
@@ -102,7 +103,7 @@ def assert_books(env: GenEnv) -> dict[str, str]:
     for user in users:
         spent = delivered.get(user["user_id"], 0)
         assert int(user["balance"]) == int(user["granted"]) - spent, user
-    assert env.db.all("select * from izgens.ledger_mismatches()") == []
+    assert_books_balance(env.db)
     return finals
 
 

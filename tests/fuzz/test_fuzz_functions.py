@@ -26,7 +26,7 @@ from schemathesis.config import SchemathesisConfig
 
 from izgens.http import SECURITY_HEADERS
 from izgens_local.devserver import HTTP_FUNCTIONS, load_function
-from tests.security.support import Stack
+from tests.security.support import RATE_LIMITS, Stack
 from tests.support.tokens import forged_tokens
 
 LONG_RUN = "IZGENS_FUZZ_EXAMPLES" in os.environ  # `make fuzz`
@@ -131,17 +131,7 @@ def fuzz_stack(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]
     """The stack with limits out of the way, so fuzzing reaches past them."""
     from izgens.config import reset_settings
 
-    for name in (
-        "RATE_GENERATE_USER",
-        "RATE_GENERATE_IP",
-        "RATE_UPLOAD_USER",
-        "RATE_UPLOAD_IP",
-        "RATE_CHECKOUT_USER",
-        "RATE_CHECKOUT_IP",
-        "RATE_EXPORT_USER",
-        "RATE_EXPORT_IP",
-        "RATE_AUTH_FAILURES_IP",  # schemathesis' own auth checks send bad tokens too
-    ):
+    for name in RATE_LIMITS:  # the auth-failure one too: schemathesis sends bad tokens
         monkeypatch.setenv(name, "100000")
     reset_settings()
     yield stack

@@ -200,22 +200,8 @@ def _new_purchase(stack: Stack) -> uuid.UUID:
 @pytest.fixture
 def in_flight(stack: Stack) -> dict[str, Any]:
     """A generation the provider works on for a minute (its own callbacks dropped)."""
-    made = stack.api.post(
-        "/generate/generations",
-        json={"prompt": "a slow river [sim:delay=60]"},
-        headers={**stack.auth, "Idempotency-Key": uuid.uuid4().hex},
-    )
-    assert made.status_code == 202, made.text
-    gid = uuid.UUID(made.json()["id"])
-    row = stack.wait_for(
-        lambda: stack.db.one(
-            "select * from public.generations where id = %s and provider_task_id is not null",
-            (gid,),
-        )
-    )
-    with stack.sim.engine._lock:
-        stack.sim.engine.tasks[row["provider_task_id"]].callback_url = None
-    return {"id": gid, "cost": row["cost"]}
+    row = stack.running_generation()
+    return {"id": row["id"], "cost": row["cost"]}
 
 
 @FUZZ

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from izgens.config import reset_settings
+from izgens.config import Settings, reset_settings
 from izgens.db import Database
 from izgens.payments import reset_plisio_client
 from izgens_local.byteplus_sim import SimConfig, SimServer
@@ -32,6 +32,7 @@ __all__ = [
     "FUNCTIONS",
     "Operation",
     "PLISIO_SECRET",
+    "RATE_LIMITS",
     "SECRETS",
     "SECURITY_HEADERS",
     "Stack",
@@ -50,6 +51,13 @@ SECURITY_HEADERS = {
     "referrer-policy": "no-referrer",
     "cache-control": "no-store",
 }
+
+# every rate limit's setting (a new limit included), so a test can move them out of its way
+RATE_LIMITS = tuple(
+    name.upper()
+    for name in Settings.model_fields
+    if name.startswith("rate_") and name != "rate_window_seconds"
+)
 
 # distinctive values, so a leak is easy to find anywhere
 SECRETS = {
@@ -120,6 +128,45 @@ class Stack:
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float = 15.0) -> Any:
         return wait_for(predicate, timeout)
+
+    def completed_generation(self, auth: dict[str, str]) -> str:
+        """A generation of the bearer of `auth`, settled: the provider's callbacks move
+        nothing any more."""
+        made = self.api.post(
+            "/generate/generations",
+            json={"prompt": "a lighthouse at dusk"},
+            headers={**auth, "Idempotency-Key": uuid.uuid4().hex},
+        )
+        assert made.status_code == 202, made.text
+        generation = made.json()["id"]
+        self.wait_for(
+            lambda: self.db.one(
+                "select 1 as done from public.generations where id = %s and status = 'completed'",
+                (generation,),
+            )
+        )
+        return generation
+
+    def running_generation(self) -> dict[str, Any]:
+        """The row of a generation of the stack's user that the provider works on for a
+        minute, its own callbacks dropped (they would move it while the test looks)."""
+        made = self.api.post(
+            "/generate/generations",
+            json={"prompt": "a slow river [sim:delay=60]"},
+            headers={**self.auth, "Idempotency-Key": uuid.uuid4().hex},
+        )
+        assert made.status_code == 202, made.text
+        row = self.wait_for(
+            lambda: self.db.one(
+                "select * from public.generations where id = %s and provider_task_id is not null",
+                (made.json()["id"],),
+            )
+        )
+        engine = self.sim.engine
+        with engine._lock:
+            engine.tasks[row["provider_task_id"]].callback_url = None
+        self.wait_for(lambda: not engine._draining)
+        return row
 
     def counts(self) -> dict[str, int]:
         """Rows a refused request must not write (rate-limit buckets included)."""

@@ -27,19 +27,7 @@ def purged(stack: Stack) -> dict[str, Any]:
     (their token kept, as a client would keep it)."""
     user, token = stack.new_user()
     auth = {"Authorization": f"Bearer {token}"}
-    made = stack.api.post(
-        "/generate/generations",
-        json={"prompt": "a lighthouse at dusk"},
-        headers={**auth, "Idempotency-Key": uuid.uuid4().hex},
-    )
-    assert made.status_code == 202, made.text
-    generation = made.json()["id"]
-    stack.wait_for(
-        lambda: stack.db.one(
-            "select 1 as done from public.generations where id = %s and status = 'completed'",
-            (generation,),
-        )
-    )
+    generation = stack.completed_generation(auth)
     export = stack.api.post("/privacy_export/privacy/exports", headers=auth)
     assert export.status_code == 202, export.text
     bought = stack.api.post(

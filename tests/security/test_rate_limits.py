@@ -22,7 +22,7 @@ import pytest
 from izgens.config import reset_settings
 from izgens.db import Database, get_database
 from izgens.logs import request_id_var
-from tests.security.support import Stack
+from tests.security.support import RATE_LIMITS, Stack
 from tests.support.problems import assert_problem
 from tests.support.tokens import forged_tokens
 from tests.support.users import balance
@@ -31,23 +31,11 @@ LIMIT = 4
 ATTEMPTS = 16
 WINDOW = 86_400  # a window boundary inside a test would be a flake; a day makes it ~never
 
-ALL_LIMITS = (
-    "RATE_GENERATE_USER",
-    "RATE_GENERATE_IP",
-    "RATE_UPLOAD_USER",
-    "RATE_UPLOAD_IP",
-    "RATE_CHECKOUT_USER",
-    "RATE_CHECKOUT_IP",
-    "RATE_EXPORT_USER",
-    "RATE_EXPORT_IP",
-    "RATE_AUTH_FAILURES_IP",
-)
-
 
 def _limits(monkeypatch: pytest.MonkeyPatch, **limits: int) -> None:
     """Every limit out of the way except those given; addresses from X-Forwarded-For (its
     last entry: the test plays the proxy that appended it)."""
-    for name in ALL_LIMITS:
+    for name in RATE_LIMITS:
         monkeypatch.setenv(name, str(limits.get(name, 100_000)))
     monkeypatch.setenv("RATE_WINDOW_SECONDS", str(WINDOW))
     monkeypatch.setenv("TRUSTED_PROXY_HOPS", "1")  # the test client plays the one proxy

@@ -80,25 +80,9 @@ def logs() -> Iterator[LogCapture]:
 @pytest.fixture
 def running(stack: Stack) -> dict[str, Any]:
     """A generation the provider is working on, and its valid callback token."""
-    made = stack.api.post(
-        "/generate/generations",
-        json={"prompt": "a slow river [sim:delay=60]"},
-        headers={**stack.auth, "Idempotency-Key": uuid.uuid4().hex},
-    )
-    assert made.status_code == 202, made.text
-    gid = uuid.UUID(made.json()["id"])
-    row = stack.wait_for(
-        lambda: stack.db.one(
-            "select * from public.generations where id = %s and provider_task_id is not null",
-            (gid,),
-        )
-    )
-    engine = stack.sim.engine
-    with engine._lock:  # its own callbacks would move it while the test looks
-        engine.tasks[row["provider_task_id"]].callback_url = None
-    stack.wait_for(lambda: not engine._draining)
-    token = callback_token(gid, SECRETS["CALLBACK_SIGNING_KEY"])
-    return {"id": gid, "task": row["provider_task_id"], "token": token}
+    row = stack.running_generation()
+    token = callback_token(row["id"], SECRETS["CALLBACK_SIGNING_KEY"])
+    return {"id": row["id"], "task": row["provider_task_id"], "token": token}
 
 
 def _generation(stack: Stack, gid: uuid.UUID) -> dict[str, Any]:

@@ -81,20 +81,7 @@ def test_a_valid_token_passes_the_same_gate(stack: Stack) -> None:
 def _own(stack: Stack, param: str, owner_auth: dict[str, str], owner: uuid.UUID) -> str:
     """A real object of `owner` for a path parameter."""
     if param == "generation_id":
-        response = stack.api.post(
-            "/generate/generations",
-            json={"prompt": "a lighthouse at dusk"},
-            headers={**owner_auth, "Idempotency-Key": uuid.uuid4().hex},
-        )
-        assert response.status_code == 202, response.text
-        generation = response.json()["id"]
-        stack.wait_for(  # settled: the provider's callbacks move nothing any more
-            lambda: stack.db.one(
-                "select 1 as done from public.generations where id = %s and status = 'completed'",
-                (generation,),
-            )
-        )
-        return generation
+        return stack.completed_generation(owner_auth)
     if param == "export_id":
         response = stack.api.post("/privacy_export/privacy/exports", headers=owner_auth)
         assert response.status_code == 202, response.text
