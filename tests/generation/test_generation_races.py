@@ -4,7 +4,6 @@ it once."""
 
 from __future__ import annotations
 
-import json
 import random
 import threading
 import uuid
@@ -14,6 +13,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 import httpx
 
 from izgens_functions.video_stored.handler import handle_event
+from tests.events import load, records
 from tests.generation.conftest import GenEnv
 from tests.support.mp4 import tiny_mp4
 from tests.support.waiting import wait_for
@@ -79,18 +79,6 @@ def test_the_callback_delivered_ten_times_at_once_completes_and_charges_once(env
     assert env.balance(user) == 10_000 - gen["cost"]
 
 
-def s3_record(key: str, size: int, name: str = "ObjectCreated:Put") -> dict[str, Any]:
-    return {
-        "eventVersion": "2.1",
-        "eventSource": "aws:s3",
-        "eventName": name,
-        "s3": {
-            "bucket": {"name": "izgens-gen-test"},
-            "object": {"key": key, "size": size, "eTag": "x"},
-        },
-    }
-
-
 def test_the_s3_event_delivered_ten_times_at_once_completes_and_charges_once(env: GenEnv) -> None:
     user = env.user()
     gen = env.accepted(user, "a harbour at night [sim:delay=30]")
@@ -98,26 +86,27 @@ def test_the_s3_event_delivered_ten_times_at_once_completes_and_charges_once(env
     video_key = f"videos/{user.id}/{gen['id']}.mp4"
     data = tiny_mp4()
     # an event that arrives before the generation may complete is ignored, not an error
-    early = handle_event({"Records": [s3_record(quote(video_key, safe=""), len(data))]})
+    encoded = quote(video_key, safe="")  # URL-encoded, `/` as %2F as moto sends it
+    early = handle_event(load("s3_object_created", key=encoded, size=len(data)))
     assert early == {"completed": 0, "ignored": 1, "discarded": 0}
     assert env.db.one("select * from izgens.claim_storing(%s)", (gen["id"],)) is not None
     env.storage.client.put_object(
         Bucket=env.storage.bucket, Key=video_key, Body=data, ContentType="video/mp4"
     )
-    encoded = quote(video_key, safe="")  # S3 sends keys URL-encoded, `/` as %2F
-    put = {"Records": [s3_record(encoded, len(data))]}
-    multipart = {
-        "Records": [s3_record(encoded, len(data), "ObjectCreated:CompleteMultipartUpload")]
-    }
-    via_sqs = {"Records": [{"eventSource": "aws:sqs", "body": json.dumps(put)}]}
-    several = {
-        "Records": [
-            s3_record(f"videos/{uuid.uuid4()}/not-a-generation.txt", 3),
-            s3_record(video_key, len(data)),
-            s3_record(f"videos/{uuid.uuid4()}/{uuid.uuid4()}.mp4", 9),
-        ]
-    }
-    test_event = {"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "izgens-gen-test"}
+    put = load("s3_object_created", key=encoded, size=len(data))
+    multipart = load(
+        "s3_object_created",
+        key=encoded,
+        size=len(data),
+        event_name="ObjectCreated:CompleteMultipartUpload",
+    )
+    via_sqs = load("sqs_s3_object_created", body=put)
+    several = records(
+        load("s3_object_created", key=f"videos/{uuid.uuid4()}/not-a-generation.txt", size=3),
+        load("s3_object_created", key=video_key, size=len(data)),
+        load("s3_object_created", key=f"videos/{uuid.uuid4()}/{uuid.uuid4()}.mp4", size=9),
+    )
+    test_event = load("s3_test_event")
     events = [put, put, multipart, multipart, via_sqs, via_sqs, several, several, test_event, put]
     random.shuffle(events)
     results = together([lambda e=e: handle_event(e) for e in events])

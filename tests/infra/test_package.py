@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.events import load
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGER = ROOT / "infra" / "package.py"
 
@@ -39,25 +41,6 @@ started = time.perf_counter()
 import handler
 imported = time.perf_counter()
 
-def event(method, path, headers):
-    host = "abcdefghij.lambda-url.us-east-1.on.aws"
-    return {
-        "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
-        "headers": {"host": host, "x-forwarded-proto": "https", "x-forwarded-port": "443",
-                    "x-forwarded-for": "203.0.113.9", "user-agent": "artifact-test",
-                    "content-type": "application/json", **headers},
-        "requestContext": {
-            "accountId": "anonymous", "apiId": "abcdefghij", "domainName": host,
-            "domainPrefix": "abcdefghij", "requestId": "artifact-test-request-1",
-            "routeKey": "$default", "stage": "$default", "time": "01/Jan/2026:00:00:00 +0000",
-            "timeEpoch": 1767225600000,
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
-                     "sourceIp": "203.0.113.9", "userAgent": "artifact-test"},
-        },
-        "body": "{}" if method == "POST" else None,
-        "isBase64Encoded": False,
-    }
-
 class Context:
     function_name = "izgens-artifact-test"
     function_version = "1"
@@ -69,10 +52,10 @@ class Context:
     def get_remaining_time_in_millis(self):
         return 10_000
 
-method, path = sys.argv[2], sys.argv[3]
-anonymous = handler.handler(event(method, path, {}), Context())
+requests = json.loads(sys.argv[2])
+anonymous = handler.handler(requests["anonymous"], Context())
 answered = time.perf_counter()
-forged = handler.handler(event(method, path, {"authorization": "Bearer not-a-jwt"}), Context())
+forged = handler.handler(requests["forged"], Context())
 
 # the heavy dependencies the first requests did not need must load from the artifact too
 import importlib
@@ -89,7 +72,7 @@ try:
 except ImportError:
     pass
 # boto3 with the service models the packager kept (and only those)
-services = json.loads(sys.argv[4])
+services = json.loads(sys.argv[3])
 clients = {}
 if services:
     import boto3
@@ -116,6 +99,18 @@ def _pick_function() -> tuple[str, tuple[str, str]]:
         if (ROOT / "functions" / name / "handler.py").is_file():
             return name, route
     pytest.skip("no HTTP function has a handler.py yet")
+
+
+def _requests(method: str, path: str) -> dict[str, dict]:
+    """The route as a Function URL request without a token, and with a forged one."""
+    body = "{}" if method == "POST" else None
+    headers = {"content-type": "application/json"}
+    anonymous = load("function_url", method=method, path=path, headers=headers, body=body)
+    forged = {**headers, "authorization": "Bearer not-a-jwt"}
+    return {
+        "anonymous": anonymous,
+        "forged": load("function_url", method=method, path=path, headers=forged, body=body),
+    }
 
 
 def _problem(response: dict) -> dict:
@@ -174,8 +169,7 @@ def test_artifact_imports_and_answers_in_a_clean_virtualenv(tmp_path: Path) -> N
             "-c",
             RUNNER,
             str(task),
-            method,
-            path,
+            json.dumps(_requests(method, path)),
             json.dumps(sorted(services)),
         ],
         capture_output=True,

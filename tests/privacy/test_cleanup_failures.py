@@ -21,6 +21,7 @@ from izgens.config import reset_settings
 from izgens.db import Database
 from izgens.storage import get_storage, reset_storage
 from tests.conftest import DevServer
+from tests.events import load
 from tests.infra.test_template import TEMPLATE
 from tests.support.logs import LogCapture, capture_logs
 from tests.support.servers import dead_url
@@ -66,7 +67,7 @@ def test_a_purge_that_cannot_delete_objects_fails_the_invocation(
     reset_settings()
     reset_storage()
     with pytest.raises(cleanup.CleanupFailed, match="purge"):
-        handler({"jobs": ["purge", "rate_limits", "ledger_check"]}, None)
+        handler(load("cleanup_jobs", jobs=["purge", "rate_limits", "ledger_check"]), None)
     lines = failure_lines(logged)
     assert lines["purge"] == (1, logging.ERROR)
     # the other jobs still ran, and said so
@@ -93,7 +94,7 @@ def test_a_job_that_raises_fails_the_invocation(
     reset_settings()
     reset_storage()
     with pytest.raises(cleanup.CleanupFailed, match="references"):
-        handler({"jobs": ["references"]}, None)
+        handler(load("cleanup_jobs", jobs=["references"]), None)
     assert failure_lines(logged)["references"] == (1, logging.ERROR)
     assert db.one("select count(*) as n from public.reference_uploads")["n"] == 1  # type: ignore[index]
 
@@ -102,7 +103,7 @@ def test_a_clean_run_returns_its_counts(services: dict, db: Database, logged: Lo
     from izgens_functions.cleanup.handler import handler
 
     user = due_deletion(db)
-    results = handler({}, None)
+    results = handler(load("scheduled"), None)  # the schedule's event: every job
     assert list(results) == list(cleanup.JOBS)
     assert results["purge"]["purged"] == 1 and cleanup.failed_jobs(results) == []
     assert db.one("select 1 as x from auth.users where id = %s", (user,)) is None

@@ -17,6 +17,7 @@ from izgens.cleanup import run_jobs
 from izgens.config import reset_settings
 from izgens.db import Database
 from tests.conftest import DevServer
+from tests.events import load
 from tests.privacy.test_privacy import (
     completed_generation,
     objects,
@@ -183,7 +184,7 @@ def test_on_aws_the_build_is_an_asynchronous_invocation_of_the_function(
     [call] = aws_lambda.calls
     assert call["path"] == "/2015-03-31/functions/izgens-prod-privacy_export%3Alive/invocations"
     assert call["type"] == "Event" and call["signed"]
-    assert call["payload"] == {"job": "build_export", "export_id": made["id"]}
+    assert call["payload"] == load("export_job", export_id=made["id"])
     assert export_row(db, made["id"])["status"] == "pending"
 
     # what Lambda then runs: the function's handler with that event

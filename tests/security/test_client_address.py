@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from izgens.config import Settings, reset_settings
+from tests.events import load
 from tests.security.support import Stack
 from tests.security.test_edge import _asgi, _function_app
 from tests.support.problems import assert_problem
@@ -138,7 +139,7 @@ def test_lambda_source_ip_wins_over_any_header(
         "type": "http",
         "headers": [(b"x-real-ip", b"6.6.6.6")],
         "client": (PEER, 1),
-        "aws.event": {"requestContext": {"http": {"sourceIp": "203.0.113.11"}}},
+        "aws.event": load("function_url", source_ip="203.0.113.11"),
     }
     assert client_ip(Request(scope)) == "203.0.113.11"
 

@@ -22,7 +22,8 @@ import pytest
 from izgens.config import reset_settings
 from izgens.db import Database, get_database
 from izgens.logs import request_id_var
-from tests.security.support import RATE_LIMITS, Stack
+from tests.events import load
+from tests.security.support import FUNCTIONS, RATE_LIMITS, Stack, operations
 from tests.support.problems import assert_problem
 from tests.support.tokens import forged_tokens
 from tests.support.users import balance
@@ -389,35 +390,34 @@ def test_address_buckets(db: Database, address: str | None, bucket: str) -> None
 def test_the_signed_out_path_imports_no_database_driver_or_jwt(tmp_path: Path) -> None:
     """Counting failed tokens must not cost the unauthenticated cold start: a request
     without a token is answered 401 by every function with psycopg and jwt never imported."""
+    # per function its first secured route without path parameters, as a Function URL
+    # request without a token
+    routes: dict[str, tuple[str, str]] = {}
+    for op in operations():
+        if op.secured and "{" not in op.path:
+            routes.setdefault(op.function, (op.method, op.path))
+    requests = {}
+    for name in FUNCTIONS:
+        method, path = routes.get(name, ("GET", "/nothing"))
+        requests[name] = load("function_url", method=method, path=path)
     script = r"""
 import json, sys
-from izgens_local.devserver import HTTP_FUNCTIONS, load_function
+from izgens_local.devserver import load_function
 from mangum import Mangum
 results = {}
-for name in HTTP_FUNCTIONS:
-    app = load_function(name).app
-    secured = [
-        (path, method) for path, item in app.openapi()["paths"].items()
-        for method, op in item.items() if op.get("security") and "{" not in path
-    ]
-    path, method = secured[0] if secured else ("/nothing", "get")
-    event = {
-        "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
-        "headers": {"host": "x.lambda-url.us-east-1.on.aws", "x-forwarded-proto": "https"},
-        "requestContext": {"http": {"method": method.upper(), "path": path,
-                           "sourceIp": "203.0.113.1", "protocol": "HTTP/1.1"},
-                           "requestId": "r", "accountId": "1", "apiId": "a",
-                           "domainName": "x", "stage": "$default"},
-        "isBase64Encoded": False,
-    }
-    answer = Mangum(app, lifespan="off")(event, None)
+for name, event in json.loads(sys.argv[1]).items():
+    answer = Mangum(load_function(name).app, lifespan="off")(event, None)
     results[name] = answer["statusCode"]
 loaded = [m for m in ("psycopg", "jwt") if m in sys.modules]
 print(json.dumps({"status": results, "loaded": loaded}))
 """
     env = {"IZGENS_ENV": "test", "PATH": "/usr/bin:/bin", "LOG_LEVEL": "WARNING"}
     done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60
+        [sys.executable, "-c", script, json.dumps(requests)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from izgens.config import reset_settings
+from tests.events import load
 from tests.security.support import (
     Operation,
     Stack,
@@ -201,31 +202,7 @@ def test_the_lambda_entry_point_sends_the_same_headers(stack: Stack) -> None:
     """What AWS serves (Mangum, Function URL payload 2.0), not only the dev server."""
     from izgens_functions.account.handler import handler
 
-    event = {
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": "/me",
-        "rawQueryString": "",
-        "headers": {
-            "host": "abc.lambda-url.us-east-1.on.aws",
-            "x-forwarded-proto": "https",
-            "authorization": "Bearer forged",
-        },
-        "requestContext": {
-            "http": {
-                "method": "GET",
-                "path": "/me",
-                "sourceIp": "203.0.113.50",
-                "protocol": "HTTP/1.1",
-            },
-            "requestId": "lambda-req-1",
-            "accountId": "1",
-            "apiId": "abc",
-            "domainName": "abc.lambda-url.us-east-1.on.aws",
-            "stage": "$default",
-        },
-        "isBase64Encoded": False,
-    }
+    event = load("function_url", path="/me", headers={"authorization": "Bearer forged"})
     answer = handler(event, None)
     assert answer["statusCode"] == 401
     headers = {k.lower(): v for k, v in answer["headers"].items()}

@@ -3,7 +3,6 @@ event, plus the event parser on recorded shapes (moto's and real AWS's)."""
 
 from __future__ import annotations
 
-import json
 import queue
 import threading
 import uuid
@@ -15,6 +14,7 @@ import pytest
 
 from izgens.storage import ObjectCreated, Storage
 from izgens_local.s3 import LocalS3, SqsEventPump
+from tests.events import load, records
 from tests.support.mp4 import tiny_mp4
 
 from .conftest import VideoHost
@@ -145,27 +145,23 @@ def test_the_pump_stops_promptly(local_s3: LocalS3, events_queue: str) -> None:
 
 # -- the parser on recorded shapes ----------------------------------------------------------
 
+# the user and generation of the recorded events' video key
 U = "0b5e7f3c-7a61-4a6e-9d55-2f0f3c1f9a10"
 G = "6f1d2a3b-4c5d-4e6f-8a9b-0c1d2e3f4a5b"
 
 
-def _record(key: str, name: str = "ObjectCreated:Put", **obj: Any) -> dict[str, Any]:
-    return {
-        "eventVersion": "2.1",
-        "eventSource": "aws:s3",
-        "eventName": name,
-        "s3": {"bucket": {"name": "izgens"}, "object": {"key": key, **obj}},
-    }
-
-
 def test_parser_handles_several_records_and_both_encodings() -> None:
-    event = {
-        "Records": [
-            _record(f"videos%2F{U}%2F{G}.mp4", size=10, eTag="abc"),  # moto
-            _record("videos/u1/clip+one%2B.mp4", "ObjectCreated:Copy", size=5, eTag='"d"'),  # AWS
-            _record("videos/u1/gone.mp4", "ObjectRemoved:Delete"),
-        ]
-    }
+    event = records(
+        load("s3_object_created", key=f"videos%2F{U}%2F{G}.mp4", size=10, etag="abc"),  # moto
+        load(  # AWS
+            "s3_object_created",
+            key="videos/u1/clip+one%2B.mp4",
+            event_name="ObjectCreated:Copy",
+            size=5,
+            etag='"d"',
+        ),
+        load("s3_object_created", key="videos/u1/gone.mp4", event_name="ObjectRemoved:Delete"),
+    )
     assert list(Storage.iter_object_created(event)) == [
         ObjectCreated(f"videos/{U}/{G}.mp4", 10, "abc", "ObjectCreated:Put"),
         ObjectCreated("videos/u1/clip one+.mp4", 5, "d", "ObjectCreated:Copy"),
@@ -173,15 +169,11 @@ def test_parser_handles_several_records_and_both_encodings() -> None:
 
 
 def test_parser_unwraps_an_sqs_lambda_event() -> None:
-    inner = {"Records": [_record(f"videos/{U}/{G}.mp4", size=1, eTag="e")]}
-    test_event = {"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "izgens"}
-    event = {
-        "Records": [
-            {"eventSource": "aws:sqs", "messageId": "1", "body": json.dumps(inner)},
-            {"eventSource": "aws:sqs", "messageId": "2", "body": json.dumps(test_event)},
-            {"eventSource": "aws:sqs", "messageId": "3", "body": "not json"},
-        ]
-    }
+    event = records(
+        load("sqs_s3_object_created"),
+        load("sqs_s3_object_created", body=load("s3_test_event")),
+        load("sqs_s3_object_created", body="not json"),
+    )
     keys = [c.key for c in Storage.iter_object_created(event)]
     assert keys == [f"videos/{U}/{G}.mp4"]
 
@@ -194,8 +186,8 @@ def test_parser_unwraps_an_sqs_lambda_event() -> None:
         {"Records": ["nope", 3]},
         {"Records": [{"eventName": "ObjectCreated:Put"}]},
         {"Records": [{"eventName": "ObjectCreated:Put", "s3": {"object": {"size": 1}}}]},
-        {"Records": [_record("k", size="many")]},
-        {"Service": "Amazon S3", "Event": "s3:TestEvent"},
+        load("s3_object_created", size="many"),
+        load("s3_test_event"),
     ],
 )
 def test_parser_skips_what_it_cannot_use(event: dict[str, Any]) -> None:

@@ -18,6 +18,7 @@ from izgens.config import reset_settings
 from izgens.db import Database, get_database
 from izgens.logs import configure_logging
 from tests.conftest import DevServer
+from tests.events import load
 from tests.payments.support import (
     SECRET,
     PlisioEnv,
@@ -318,21 +319,19 @@ def test_the_plisio_key_is_absent_from_logs_errors_and_rows(
 def test_the_function_imports_no_jwt_library_database_driver_or_http_client() -> None:
     """Cold start: importing the handler and refusing a bad callback loads no JWT library,
     no database driver and no HTTP client."""
+    event = load(
+        "function_url",
+        method="POST",
+        path="/plisio/callback",
+        query="json=true",
+        headers={"content-type": "application/json"},
+        body=json.dumps({"status": "completed", "verify_hash": "0" * 40}),
+    )
     script = """
 import json, sys
 import izgens_functions.plisio_webhook.handler as h
 loaded_at_import = [m for m in ("jwt", "psycopg", "boto3", "httpx") if m in sys.modules]
-event = {
-    "version": "2.0", "routeKey": "$default", "rawPath": "/plisio/callback",
-    "rawQueryString": "json=true",
-    "headers": {"host": "x.lambda-url.us-east-1.on.aws", "content-type": "application/json"},
-    "requestContext": {"http": {"method": "POST", "path": "/plisio/callback",
-        "protocol": "HTTP/1.1", "sourceIp": "203.0.113.1", "userAgent": "t"},
-        "requestId": "r", "routeKey": "$default", "stage": "$default",
-        "domainName": "x.lambda-url.us-east-1.on.aws", "accountId": "a", "apiId": "x"},
-    "body": '{"status": "completed", "verify_hash": "%s"}' % ("0" * 40),
-    "isBase64Encoded": False,
-}
+event = json.loads(sys.argv[1])
 class Context:
     aws_request_id = "test-request-0001"
 status = h.handler(event, Context())["statusCode"]
@@ -341,7 +340,11 @@ print(json.dumps({"import": loaded_at_import, "after": after, "status": status})
 """
     env = {"IZGENS_ENV": "test", "PLISIO_SECRET_KEY": "k", "LOG_LEVEL": "WARNING", "PATH": ""}
     out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
+        [sys.executable, "-c", script, json.dumps(event)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result == {"import": [], "after": [], "status": 422}
