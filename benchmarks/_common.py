@@ -81,6 +81,19 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[index]
 
 
+@dataclass(frozen=True)
+class LambdaContext:
+    """What Lambda passes a handler beside the event, for in-process calls."""
+
+    aws_request_id: str
+    function_name: str = "bench"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:000000000000:function:bench"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 10_000
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

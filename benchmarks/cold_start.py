@@ -37,17 +37,19 @@ import resource
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 import venv
 import zipfile
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
 from _common import median, migrated_database, table, write_result  # noqa: E402
+
+from tests.events import load  # noqa: E402
+from tests.support.servers import QuietHandler, StubServer  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "7"))
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,8 +71,8 @@ AUTHENTICATED_TARGET = 1.45
 COMPLETED_READ = "status first read of a completed generation, SnapStart credentials"
 # the functions without HTTP, measured from their artifacts only: (label, event)
 BACKGROUND_CASES: dict[str, tuple[str, dict]] = {
-    "video_stored": ("empty S3 event", {"Records": []}),
-    "cleanup": ("every job, empty database", {"source": "aws.scheduler"}),
+    "video_stored": ("S3 test event", load("s3_test_event")),
+    "cleanup": ("every job, empty database", load("scheduled")),
 }
 
 BASELINE = """
@@ -126,39 +128,21 @@ sys.stdout.write(str(status))
 """
 
 
-def event(method: str, path: str, token: str | None, body: str = "") -> dict:
-    headers = {"host": "abc.lambda-url.us-east-1.on.aws", "x-forwarded-proto": "https"}
+def event(method: str, path: str, token: str | None, body: str = "", query: str = "") -> dict:
+    """A Function URL request (tests/events), with the token and the JSON body if given."""
+    headers = {}
     if token:
         headers["authorization"] = f"Bearer {token}"
     if body:
         headers["content-type"] = "application/json"
-    return {
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": path,
-        "rawQueryString": "msg=hi" if path == "/echo" else "",
-        "headers": headers,
-        "requestContext": {
-            "accountId": "anonymous",
-            "apiId": "abc",
-            "domainName": "abc.lambda-url.us-east-1.on.aws",
-            "domainPrefix": "abc",
-            "http": {
-                "method": method,
-                "path": path,
-                "protocol": "HTTP/1.1",
-                "sourceIp": "203.0.113.9",
-                "userAgent": "bench",
-            },
-            "requestId": "bench",
-            "routeKey": "$default",
-            "stage": "$default",
-            "time": "25/Nov/2026:00:00:00 +0000",
-            "timeEpoch": 0,
-        },
-        "body": body,
-        "isBase64Encoded": False,
-    }
+    return load(
+        "function_url",
+        method=method,
+        path=path,
+        query=query,
+        headers=headers,
+        body=body or None,
+    )
 
 
 def _run(command: list[str], env: dict[str, str], what: str) -> tuple[float, float, str]:
@@ -181,27 +165,15 @@ def timed(module: str, ev: dict, env: dict[str, str]) -> tuple[float, str]:
     return elapsed, status
 
 
-class JwksServer:
-    def __init__(self, jwks: dict) -> None:
-        body = json.dumps(jwks).encode()
+def json_server(document: dict) -> StubServer:
+    """`document` as JSON at every path (a JWKS, the container credentials endpoint)."""
+    body = json.dumps(document).encode()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+    class Handler(QuietHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            self.reply(200, body, "application/json")
 
-            def log_message(self, *args: object) -> None:
-                return
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
+    return StubServer(Handler).start()
 
 
 # --- from the packaged artifacts -----------------------------------------------------------
@@ -308,7 +280,14 @@ def run_artifacts(url: str, jwks_base: str, token: str, out: Path, *, build: boo
         unpacked = {name: unpack(name, path, work / "task") for name, path in zips.items()}
         # (label, code directory, event, baseline source, target, sizes of)
         plan: list[tuple[str, Path, dict, str, float | None, Unpacked]] = [
-            ("baseline", base.code, event("GET", "/echo", None), BASELINE, None, base)
+            (
+                "baseline",
+                base.code,
+                event("GET", "/echo", None, query="msg=hi"),
+                BASELINE,
+                None,
+                base,
+            )
         ]
         for fn in http:
             (m1, p1), auth = CASES[fn]
@@ -437,7 +416,9 @@ def run_in_place(
         }
     )
     samples: dict[str, list[float]] = {"baseline": []}
-    plan: list[tuple[str, str, dict]] = [("baseline", "-", event("GET", "/echo", None))]
+    plan: list[tuple[str, str, dict]] = [
+        ("baseline", "-", event("GET", "/echo", None, query="msg=hi"))
+    ]
     snapstart = {
         k: v for k, v in env.items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
     }
@@ -525,7 +506,7 @@ def main(argv: list[str] | None = None) -> None:
 
     with migrated_database() as url:
         signer = DevSigner("pending")
-        jwks = JwksServer(signer.jwks())
+        jwks = json_server(signer.jwks())
         signer.issuer = f"{jwks.base}/auth/v1"
         user = uuid.uuid4()
         with psycopg.connect(url, autocommit=True) as conn:
@@ -549,7 +530,7 @@ def main(argv: list[str] | None = None) -> None:
         token = signer.token(user, "bench@example.com")
         owner_token = signer.token(owner, "owner@example.com")
         # Lambda's container credentials endpoint (SnapStart): one JSON answer to any GET
-        credentials = JwksServer(
+        credentials = json_server(
             {
                 "AccessKeyId": "ASIABENCH",
                 "SecretAccessKey": "bench-secret",

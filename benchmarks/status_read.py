@@ -30,21 +30,18 @@ from typing import Any
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import median, migrated_database, percentile, table, write_result  # noqa: E402
-from cold_start import JwksServer, event  # noqa: E402
+from _common import (  # noqa: E402
+    LambdaContext,
+    median,
+    migrated_database,
+    percentile,
+    table,
+    write_result,
+)
+from cold_start import event, json_server  # noqa: E402
 
 CALLS = int(os.environ.get("BENCH_STATUS_CALLS", "6000"))
 SELECT = "select * from public.generations where id = %s and user_id = %s"
-
-
-class Context:
-    aws_request_id = "bench-status-read"
-    function_name = "status"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:status"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 10_000
 
 
 def seed(url: str) -> tuple[uuid.UUID, uuid.UUID]:
@@ -88,7 +85,7 @@ def main() -> None:
     with migrated_database() as url:
         user, generation = seed(url)
         signer = DevSigner("pending")
-        jwks = JwksServer(signer.jwks())
+        jwks = json_server(signer.jwks())
         signer.issuer = f"{jwks.base}/auth/v1"
         os.environ.update(
             {
@@ -119,7 +116,7 @@ def measure(user: uuid.UUID, generation: uuid.UUID, token: str) -> str:
     status_event = event("GET", path, token)
     bare = bare_app(db, user)
     bare_event = event("GET", path, None)
-    context = Context()
+    context = LambdaContext("bench-status-read")
 
     def function() -> None:
         response = handler(status_event, context)

@@ -29,23 +29,20 @@ from typing import Any
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import median, migrated_database, percentile, table, write_result  # noqa: E402
-from cold_start import JwksServer, event  # noqa: E402
+from _common import (  # noqa: E402
+    LambdaContext,
+    median,
+    migrated_database,
+    percentile,
+    table,
+    write_result,
+)
+from cold_start import event, json_server  # noqa: E402
 
 CALLS = int(os.environ.get("BENCH_WARM_CALLS", "3000"))
 TARGET = 1.3
 PLISIO_KEY = "bench-plisio-secret-0000"
 BARE_EVENT = event("GET", "/replay", None)
-
-
-class Context:
-    aws_request_id = "bench-warm"
-    function_name = "bench"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:bench"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 10_000
 
 
 def seed(url: str) -> dict[str, Any]:
@@ -129,7 +126,7 @@ def main() -> None:
     with migrated_database() as url:
         ids = seed(url)
         signer = DevSigner("pending")
-        jwks = JwksServer(signer.jwks())
+        jwks = json_server(signer.jwks())
         signer.issuer = f"{jwks.base}/auth/v1"
         os.environ.update(
             {
@@ -157,7 +154,7 @@ def measure(ids: dict[str, Any], token: str) -> str:
     from izgens.db import get_database
 
     db = get_database()
-    context = Context()
+    context = LambdaContext("bench-warm")
     routes = {
         "account GET /me": ("account", event("GET", "/me", token)),
         "generate GET /quote": ("generate", event("GET", "/quote", token)),
@@ -171,10 +168,7 @@ def measure(ids: dict[str, Any], token: str) -> str:
         ),
         "plisio_webhook POST /plisio/callback": (
             "plisio_webhook",
-            {
-                **event("POST", "/plisio/callback", None, plisio_body().decode()),
-                "rawQueryString": "json=true",
-            },
+            event("POST", "/plisio/callback", None, plisio_body().decode(), query="json=true"),
         ),
     }
     cases: dict[str, Callable[[], object]] = {}
