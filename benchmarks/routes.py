@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
 from _common import (  # noqa: E402
     PLISIO_SECRET,
     dev_stack,
@@ -37,6 +38,8 @@ from _common import (  # noqa: E402
     table,
     write_result,
 )
+
+from tests.support.users import make_user  # noqa: E402
 
 CALLBACKS = int(os.environ.get("BENCH_CALLBACKS", "400"))
 CLIENTS = 8
@@ -161,20 +164,8 @@ def main() -> None:
     )
 
 
-def make_user(admin: Any, credits: int = 100_000) -> uuid.UUID:
-    user = uuid.uuid4()
-    admin.execute(
-        "insert into auth.users (id, email) values (%s, %s)", (user, f"{user.hex[:8]}@example.com")
-    )
-    admin.one("select * from izgens.ensure_profile(%s)", (user,))
-    admin.one("select izgens.confirm_age(%s)", (user,))
-    if credits:
-        admin.one("select izgens.grant_credits(%s, %s, %s)", (user, credits, f"bench:{user}"))
-    return user
-
-
 def round_trips(stack: Any, admin: Any, counter: Counter) -> dict[str, tuple[int, int]]:
-    user = make_user(admin)
+    user = make_user(admin, credits=100_000)
     auth = {"Authorization": f"Bearer {stack.token(user)}"}
     found: dict[str, tuple[int, int]] = {}
 
