@@ -13,9 +13,6 @@ credited exactly once, the ledger check empty.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import os
 import sys
 import threading
@@ -39,6 +36,7 @@ from _common import (  # noqa: E402
     write_result,
 )
 
+from tests.payments.support import callback_body  # noqa: E402
 from tests.support.users import make_user  # noqa: E402
 
 CALLBACKS = int(os.environ.get("BENCH_CALLBACKS", "400"))
@@ -86,36 +84,6 @@ class Counter:
     def of(self, request_id: str) -> int:
         with self._lock:
             return self.by_request.get(request_id, 0)
-
-
-def plisio_body(order_number: str, txn_id: str) -> bytes:
-    """A `completed` callback for the 5.00 USD starter pack, signed as Plisio signs."""
-    fields = {
-        "txn_id": txn_id,
-        "ipn_type": "invoice",
-        "merchant": "izgens bench",
-        "merchant_id": "65f0aaaaaaaaaaaaaaaa0001",
-        "order_number": order_number,
-        "order_name": "500 credits",
-        "status": "completed",
-        "amount": "5.000000",
-        "pending_amount": "0.000000",
-        "currency": "USDT_TRX",
-        "psys_cid": "USDT_TRX",
-        "source_currency": "USD",
-        "source_amount": "5.00",
-        "source_rate": "1.000000",
-        "invoice_commission": "0.000000",
-        "invoice_sum": "5.000000",
-        "invoice_total_sum": "5.000000",
-        "confirmations": "20",
-    }
-    ordered = dict(sorted(fields.items()))
-    message = json.dumps(ordered, separators=(",", ":"), ensure_ascii=False)
-    ordered["verify_hash"] = hmac.new(
-        PLISIO_SECRET.encode(), message.encode(), hashlib.sha1
-    ).hexdigest()
-    return json.dumps(ordered, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def main() -> None:
@@ -253,7 +221,12 @@ def round_trips(stack: Any, admin: Any, counter: Counter) -> dict[str, tuple[int
             "POST",
             "/plisio_webhook/plisio/callback",
             params={"json": "true"},
-            content=plisio_body(str(purchase), f"bench{uuid.uuid4().hex[:16]}"),
+            content=callback_body(
+                str(purchase),
+                "completed",
+                txn_id=f"bench{uuid.uuid4().hex[:16]}",
+                secret=PLISIO_SECRET,
+            ),
             headers={"Content-Type": "application/json"},
         )
         call(
@@ -283,7 +256,10 @@ def callback_throughput(stack: Any, admin: Any) -> dict[str, Any]:
         )
         for _ in range(CALLBACKS)
     ]
-    bodies = [plisio_body(p, f"tp{i:014d}") for i, p in enumerate(purchases)]
+    bodies = [
+        callback_body(p, "completed", txn_id=f"tp{i:014d}", secret=PLISIO_SECRET)
+        for i, p in enumerate(purchases)
+    ]
     latencies: list[float] = []
     lock = threading.Lock()
     limits = httpx.Limits(max_connections=CLIENTS)

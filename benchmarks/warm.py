@@ -15,9 +15,6 @@ Target (issue 15): every function's p50 and p99 <= 1.3x the bare route.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import os
 import sys
 import time
@@ -29,7 +26,9 @@ from typing import Any
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
 from _common import (  # noqa: E402
+    PLISIO_SECRET,
     LambdaContext,
     median,
     migrated_database,
@@ -39,9 +38,10 @@ from _common import (  # noqa: E402
 )
 from cold_start import event, json_server  # noqa: E402
 
+from tests.payments.support import callback_body  # noqa: E402
+
 CALLS = int(os.environ.get("BENCH_WARM_CALLS", "3000"))
 TARGET = 1.3
-PLISIO_KEY = "bench-plisio-secret-0000"
 BARE_EVENT = event("GET", "/replay", None)
 
 
@@ -71,16 +71,7 @@ def seed(url: str) -> dict[str, Any]:
 
 def plisio_body() -> bytes:
     """A verified callback for an order we do not know: stored once, then a duplicate."""
-    fields = {
-        "txn_id": "bench-txn",
-        "order_number": str(uuid.uuid4()),
-        "status": "pending",
-        "source_amount": "5.00",
-        "source_currency": "USD",
-    }
-    canonical = json.dumps(dict(sorted(fields.items())), separators=(",", ":"))
-    signature = hmac.new(PLISIO_KEY.encode(), canonical.encode(), hashlib.sha1).hexdigest()
-    return json.dumps({**fields, "verify_hash": signature}).encode()
+    return callback_body(str(uuid.uuid4()), "pending", txn_id="bench-txn", secret=PLISIO_SECRET)
 
 
 def recorded_sql(db: Any, call: Callable[[], object]) -> list[tuple[str, Any]]:
@@ -137,7 +128,7 @@ def main() -> None:
                 "LOG_LEVEL": "WARNING",
                 "S3_BUCKET": "izgens-bench",
                 "AWS_REGION": "us-east-1",
-                "PLISIO_SECRET_KEY": PLISIO_KEY,
+                "PLISIO_SECRET_KEY": PLISIO_SECRET,
                 "RATE_WINDOW_SECONDS": "60",
             }
         )
