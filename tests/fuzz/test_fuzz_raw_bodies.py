@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,7 +22,7 @@ from hypothesis import strategies as st
 
 from izgens.generations import callback_token
 from izgens.logs import configure_logging
-from tests.payments.support import callback_body
+from tests.payments.support import callback_body, new_purchase
 from tests.security.support import SECRETS, Stack
 from tests.security.test_raw_bodies import sign_surrogates
 from tests.support.logs import LogCapture, capture_logs
@@ -160,7 +159,7 @@ def test_any_signed_callback_is_answered_without_a_5xx(
     """Signed by the secret holder, any content: 200 and stored, or 422 (nested too deep,
     not an object), never a 5xx and never a credit for a body that does not fit."""
     if real_order:
-        fields["order_number"] = str(_new_purchase(stack))
+        fields["order_number"] = str(new_purchase(stack.db, stack.user, per_minute=1_000_000))
     fields["verify_hash"] = sign_surrogates(fields)
     before = _money(stack)
     response = _post(stack, PLISIO, _dump(fields), "application/json")
@@ -182,16 +181,6 @@ def _fits(fields: dict[str, Any]) -> bool:
         and fields.get("source_currency") == "USD"
         and fields.get("source_amount") == "5.00"
     )
-
-
-def _new_purchase(stack: Stack) -> uuid.UUID:
-    row = stack.db.one(
-        "select id from izgens.start_checkout(%s, 'starter', %s, null, 1000000, 60, null)",
-        (stack.user, uuid.uuid4().hex),
-        idempotent=False,
-    )
-    assert row is not None
-    return row["id"]
 
 
 # -- BytePlus ----------------------------------------------------------------------------------

@@ -95,12 +95,18 @@ def callback_body(
 
 
 def new_purchase(
-    db: Database, user: uuid.UUID, pack: str = "starter", key: str | None = None
+    db: Database,
+    user: uuid.UUID,
+    pack: str = "starter",
+    key: str | None = None,
+    *,
+    per_minute: int = 1000,
 ) -> uuid.UUID:
-    """A pending purchase straight from SQL (no invoice): for the callback rules."""
+    """A pending purchase straight from SQL (no invoice): for the callback rules. The
+    user may start `per_minute` checkouts a minute."""
     row = db.one(
         "select id from izgens.start_checkout(%s, %s, %s, %s, %s, %s, null)",
-        (user, pack, key or uuid.uuid4().hex, "203.0.113.7", 1000, 60),
+        (user, pack, key or uuid.uuid4().hex, "203.0.113.7", per_minute, 60),
         idempotent=False,
     )
     assert row is not None

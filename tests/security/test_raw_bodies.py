@@ -22,7 +22,7 @@ import pytest
 from izgens.db import get_database
 from izgens.generations import callback_token
 from izgens.logs import configure_logging
-from tests.payments.support import callback_body, sign
+from tests.payments.support import callback_body, new_purchase, sign
 from tests.security.support import SECRETS, Stack
 from tests.support.logs import LogCapture, capture_logs
 from tests.support.problems import assert_problem
@@ -219,16 +219,6 @@ def _signed(fields: dict[str, Any], raw_numbers: dict[str, str]) -> bytes:
     return text[:-1].encode() + b',"verify_hash":"' + signature.encode() + b'"}'
 
 
-def _purchase(stack: Stack) -> uuid.UUID:
-    row = stack.db.one(
-        "select id from izgens.start_checkout(%s, 'starter', %s, null, 1000, 60, null)",
-        (stack.user, uuid.uuid4().hex),
-        idempotent=False,
-    )
-    assert row is not None
-    return row["id"]
-
-
 @pytest.mark.parametrize(
     ("numbers", "flag"),
     [
@@ -242,7 +232,7 @@ def _purchase(stack: Stack) -> uuid.UUID:
 def test_a_signed_callback_with_non_finite_numbers_is_stored_once(
     stack: Stack, logs: LogCapture, numbers: dict[str, str], flag: str | None
 ) -> None:
-    pid = _purchase(stack)
+    pid = new_purchase(stack.db, stack.user)
     fields = {
         k: v
         for k, v in json.loads(callback_body(str(pid), "pending")).items()
@@ -262,7 +252,7 @@ def test_a_signed_callback_with_non_finite_numbers_is_stored_once(
 
 
 def test_a_signed_callback_nested_too_deep_is_refused_and_stores_nothing(stack: Stack) -> None:
-    pid = _purchase(stack)
+    pid = new_purchase(stack.db, stack.user)
     fields = json.loads(callback_body(str(pid), "completed"))
     del fields["verify_hash"]
     nested: Any = "deep"
@@ -280,7 +270,7 @@ def test_a_signed_callback_nested_too_deep_is_refused_and_stores_nothing(stack: 
 def test_a_signed_callback_with_text_jsonb_cannot_hold_is_stored(stack: Stack) -> None:
     """NUL and an unpaired surrogate in a signed field (verify_hash covers them): kept as
     U+FFFD, not lost to a database error."""
-    pid = _purchase(stack)
+    pid = new_purchase(stack.db, stack.user)
     fields = json.loads(callback_body(str(pid), "pending"))
     del fields["verify_hash"]
     fields["comment"] = "a\x00b\ud800c"
