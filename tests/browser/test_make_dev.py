@@ -4,7 +4,6 @@ stops every process it started and frees every port; a second start keeps the da
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Any
 
@@ -13,19 +12,9 @@ import psycopg
 
 from izgens.migrations import migrations_dir
 from tests.browser.devstack import BYTEPLUS_KEY, PLISIO_SECRET, DevStack, alive, port_is_free
+from tests.support.waiting import wait_for
 
 FUNCTIONS = {"generate", "status", "account", "plisio_webhook", "privacy_export"}
-
-
-def _until(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} within {timeout} s")
-        time.sleep(0.2)
 
 
 class Client:
@@ -84,7 +73,7 @@ def check_every_part(stack: DevStack) -> None:
         applied = conn.execute("select count(*) from supabase_migrations.schema_migrations")
         assert applied.fetchone()[0] == len(list(migrations_dir().glob("*.sql")))
 
-    _until(lambda: '"cleanup run"' in stack.log(), 15, "the scheduler ran cleanup")
+    wait_for(lambda: '"cleanup run"' in stack.log(), 15, "the scheduler ran cleanup", every=0.2)
 
     banner = stack.log()
     for part in (stack.base, stack.byteplus, stack.plisio, stack.s3, str(stack.pgdata)):
@@ -105,7 +94,7 @@ def generate_one(client: Client) -> dict[str, Any]:
         now = client.ok("GET", f"/status/generations/{gen['id']}")
         return now if now["status"] in ("completed", "failed", "canceled") else None
 
-    done = _until(finished, 30, "the generation finished")
+    done = wait_for(finished, 30, "the generation finished", every=0.2)
     assert done["status"] == "completed", done
     video = httpx.get(done["video_url"], timeout=30)
     assert video.status_code == 200 and video.content[4:8] == b"ftyp"
@@ -138,7 +127,7 @@ def stop_and_check_nothing_is_left(stack: DevStack) -> None:
     processes = stack.processes()
     assert len(processes) >= 3, "expected make, izgens and Postgres at least"
     assert stack.interrupt(30) is not None, "make dev did not stop within 30 s of Ctrl-C"
-    _until(lambda: not alive(processes), 10, f"every process gone; left: {alive(processes)}")
+    wait_for(lambda: not alive(processes), 10, "every process gone", every=0.2)
     busy = [port for port in stack.ports.values() if not port_is_free(port)]
     assert busy == [], f"ports still in use after Ctrl-C: {busy}"
     log = stack.log()

@@ -27,6 +27,7 @@ from tests.security.support import SECRETS, Stack
 from tests.security.test_raw_bodies import sign_surrogates
 from tests.support.logs import LogCapture, capture_logs
 from tests.support.problems import assert_problem
+from tests.support.rows import row_counts
 
 PLISIO = "/plisio_webhook/plisio/callback?json=true"
 BYTEPLUS = "/status/callbacks/byteplus"
@@ -113,13 +114,12 @@ def _check(response: httpx.Response) -> None:
 
 
 def _money(stack: Stack) -> dict[str, int]:
-    row = stack.db.one(
-        "select (select count(*) from public.payment_events) as events,"
-        " (select count(*) from public.credit_ledger) as ledger,"
-        " (select count(*) from public.purchases where status <> 'pending') as settled"
+    return row_counts(
+        stack.db,
+        events="public.payment_events",
+        ledger="public.credit_ledger",
+        settled="public.purchases where status <> 'pending'",
     )
-    assert row is not None
-    return {k: int(v) for k, v in row.items()}
 
 
 # -- Plisio ------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from izgens.storage import Storage, reset_storage
 from izgens_local.byteplus_sim import SimConfig, SimServer
 from izgens_local.s3 import LocalS3, SqsEventPump, start_local_s3
 from tests.conftest import DevServer
+from tests.support.rows import row_counts
 from tests.support.users import balance, make_user
 from tests.support.waiting import wait_for
 
@@ -227,13 +228,12 @@ class GenEnv:
 
     def counts(self) -> dict[str, int]:
         """Rows a refused request must not have written."""
-        row = self.db.one(
-            "select (select count(*) from public.generations) as generations,"
-            " (select count(*) from public.credit_ledger) as ledger,"
-            " (select count(*) from public.rate_limits) as rate_limits"
+        return row_counts(
+            self.db,
+            generations="public.generations",
+            ledger="public.credit_ledger",
+            rate_limits="public.rate_limits",
         )
-        assert row is not None
-        return {k: int(v) for k, v in row.items()}
 
     # requests
 

@@ -25,6 +25,7 @@ from izgens_local.s3 import LocalS3
 from tests.conftest import DevServer
 from tests.payments.support import SECRET as PLISIO_SECRET
 from tests.payments.support import plisio_sim
+from tests.support.rows import row_counts
 from tests.support.users import make_user
 from tests.support.waiting import wait_for
 
@@ -181,10 +182,7 @@ class Stack:
             "rate_limits",
             "profiles",
         )
-        sql = "select " + ", ".join(f"(select count(*) from public.{t}) as {t}" for t in tables)
-        row = self.db.one(sql)
-        assert row is not None
-        return {k: int(v) for k, v in row.items()}
+        return row_counts(self.db, **{table: f"public.{table}" for table in tables})
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 """The one copy of each helper more than one test folder needs: problem checks
 (`problems`), users and their books (`users`), stub HTTP servers on a thread (`servers`),
-polling (`waiting`), log capture (`logs`), forged tokens (`tokens`) and MP4 files (`mp4`).
+polling (`waiting`), row counts (`rows`), log capture (`logs`), forged tokens (`tokens`)
+and MP4 files (`mp4`).
 
 A helper that only one folder uses stays in that folder's `support.py` or conftest."""
