@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import threading
@@ -13,54 +12,8 @@ import pytest
 
 from izgens import credits, errors
 from izgens.db import Database
+from tests.support.generations import TOKENS, price, spec, start
 from tests.support.users import balance, make_user
-
-TOKENS = 103_818  # seedance-1-0-pro-fast 720p 5 s, the default generation
-
-
-def spec(prompt: str = "a paper boat", **over: object) -> dict[str, object]:
-    base: dict[str, object] = {
-        "prompt": prompt,
-        "model": "seedance-1-0-pro-fast-251015",
-        "resolution": "720p",
-        "ratio": "16:9",
-        "duration": 5,
-        "generate_audio": False,
-        "reference_keys": [],
-    }
-    base.update(over)
-    return base
-
-
-def start(db: Database, user: uuid.UUID, key: str | None = None, body: dict | None = None) -> dict:
-    body = body or spec()
-    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-    row = db.one(
-        "select izgens.start_generation(%s, %s, %s, %s, %s, 0, %s, %s, %s, %s) as r",
-        (
-            user,
-            key or uuid.uuid4().hex,
-            digest,
-            json.dumps(body),
-            TOKENS,
-            "203.0.113.7",
-            10_000,
-            10_000,
-            60,
-        ),
-        idempotent=False,
-    )
-    assert row is not None
-    return row["r"]
-
-
-def price(db: Database) -> int:
-    row = db.one(
-        "select izgens.price_credits('seedance-1-0-pro-fast-251015', '720p', false, %s, 0) as c",
-        (TOKENS,),
-    )
-    assert row is not None
-    return int(row["c"])
 
 
 def test_price_follows_the_token_formula(db: Database) -> None:

@@ -14,7 +14,7 @@ from psycopg.conninfo import make_conninfo
 from izgens.db import Database
 from izgens.migrations import apply_migrations
 from tests.conftest import _admin
-from tests.functional.test_ledger import price, start
+from tests.support.generations import price, start
 from tests.support.users import make_user
 
 WATCHED = {("public", "generations"), ("public", "profiles")}

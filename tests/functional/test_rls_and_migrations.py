@@ -16,7 +16,7 @@ import pytest
 
 from izgens.db import Database
 from izgens.migrations import apply_migrations, pending
-from tests.functional.test_ledger import price, start
+from tests.support.generations import price, start
 from tests.support.users import make_user
 
 # table -> its key; each row belongs to one user (user_id), whose reads RLS lets through

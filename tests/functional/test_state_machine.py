@@ -10,7 +10,7 @@ import pytest
 
 from izgens import errors
 from izgens.db import Database
-from tests.functional.test_ledger import price, start
+from tests.support.generations import price, start
 from tests.support.users import balance, make_user
 
 STATES = ("queued", "submitted", "running", "storing", "completed", "failed", "canceled")

@@ -91,7 +91,7 @@ def test_put_mode_from_upload_to_purge(env: GenEnv, put_mode: Storage) -> None:
 
     made = env.api.post("/privacy_export/privacy/exports", headers=user.headers)
     assert made.status_code == 202, made.text
-    from tests.privacy.test_privacy import ready_export
+    from tests.privacy.support import ready_export
 
     token = user.headers["Authorization"].removeprefix("Bearer ")
     exported = ready_export(env.api, token, made.json()["id"])

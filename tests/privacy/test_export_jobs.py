@@ -18,13 +18,13 @@ from izgens.config import reset_settings
 from izgens.db import Database
 from tests.conftest import DevServer
 from tests.events import load
-from tests.privacy.test_privacy import (
+from tests.privacy.support import (
     completed_generation,
     objects,
-    price,
     ready_export,
     reference,
 )
+from tests.support.generations import price
 from tests.support.servers import QuietHandler, StubServer
 from tests.support.users import bearer, make_user
 

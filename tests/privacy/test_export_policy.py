@@ -18,16 +18,16 @@ import pytest
 from izgens.db import Database
 from izgens.storage import get_storage
 from tests.conftest import DevServer
-from tests.privacy.test_privacy import (
+from tests.privacy.support import (
     MP4,
     PNG,
     completed_generation,
     objects,
-    price,
     purchase,
     ready_export,
     reference,
 )
+from tests.support.generations import price
 from tests.support.users import balance, bearer, make_user
 
 POLICY = Path(__file__).resolve().parents[3] / "shared" / "reference" / "privacy-policy.txt"
@@ -240,7 +240,7 @@ def test_a_user_with_no_data_gets_the_same_shape_with_empty_sections(
 def test_a_deleted_generation_is_forgotten_by_every_route_and_the_export(
     api: httpx.Client, dev_server: DevServer, db: Database, services: dict
 ) -> None:
-    from tests.functional.test_ledger import spec, start
+    from tests.support.generations import spec, start
 
     user = make_user(db, "ivan@example.com", credits=price(db) * 5)
     token = dev_server.token(user)
@@ -308,7 +308,7 @@ def test_a_deleted_generation_is_forgotten_by_every_route_and_the_export(
 
 def test_a_later_transition_cannot_write_content_back(db: Database, services: dict) -> None:
     """A running task failing after the delete writes its error into a deleted row."""
-    from tests.functional.test_ledger import start
+    from tests.support.generations import start
 
     user = make_user(db, "judy@example.com", credits=price(db) * 2)
     gen = uuid.UUID(start(db, user)["generation"]["id"])
@@ -331,7 +331,7 @@ def test_a_later_transition_cannot_write_content_back(db: Database, services: di
 
 
 def test_deleting_an_unsent_generation_cancels_and_refunds_it(db: Database, services: dict) -> None:
-    from tests.functional.test_ledger import start
+    from tests.support.generations import start
 
     user = make_user(db, "ken@example.com", credits=price(db) * 2)
     before = balance(db, user)
