@@ -22,9 +22,8 @@ from hypothesis import strategies as st
 
 from izgens.generations import callback_token
 from izgens.logs import configure_logging
-from tests.payments.support import callback_body, new_purchase
+from tests.payments.support import callback_body, new_purchase, sign
 from tests.security.support import SECRETS, Stack
-from tests.security.test_raw_bodies import sign_surrogates
 from tests.support.logs import LogCapture, capture_logs
 from tests.support.problems import assert_problem
 from tests.support.rows import row_counts
@@ -160,7 +159,7 @@ def test_any_signed_callback_is_answered_without_a_5xx(
     not an object), never a 5xx and never a credit for a body that does not fit."""
     if real_order:
         fields["order_number"] = str(new_purchase(stack.db, stack.user, per_minute=1_000_000))
-    fields["verify_hash"] = sign_surrogates(fields)
+    fields["verify_hash"] = sign(fields)
     before = _money(stack)
     response = _post(stack, PLISIO, _dump(fields), "application/json")
     _check(response)

@@ -41,13 +41,15 @@ FRONTEND = "https://app.izgens.test"
 
 def sign(fields: dict[str, Any], secret: str = SECRET) -> str:
     """verify_hash as the reference (§4.1) defines it, written here independently of
-    izgens.plisio: HMAC-SHA1 over compact, key-sorted JSON, slashes and UTF-8 raw."""
+    izgens.plisio: HMAC-SHA1 over compact, key-sorted JSON, slashes and UTF-8 raw (text
+    UTF-8 cannot encode, a lone surrogate, as the code units Plisio's signer would see)."""
     message = json.dumps(
         {k: fields[k] for k in sorted(fields) if k != "verify_hash"},
         separators=(",", ":"),
         ensure_ascii=False,
     )
-    return hmac.new(secret.encode(), message.encode(), hashlib.sha1).hexdigest()
+    payload = message.encode("utf-8", "surrogatepass")
+    return hmac.new(secret.encode(), payload, hashlib.sha1).hexdigest()
 
 
 def callback_body(
