@@ -19,8 +19,9 @@ def make_user(
 ) -> uuid.UUID:
     """An auth user, as Supabase Auth leaves one after sign-up; with `profile` (the default)
     also the profile their first request makes, age confirmed when `adult`, holding
-    `credits` granted once. `profile=False` is a user no function has seen yet."""
-    assert profile or (credits == 0 and adult), "credits and the age gate live on the profile"
+    `credits` granted once. `profile=False` is a user no function has seen yet (no age
+    confirmed, no credits: both live on the profile)."""
+    assert profile or not credits, "credits live on the profile"
     user_id = uuid.uuid4()
     db.execute(
         "insert into auth.users (id, email) values (%s, %s)",
