@@ -49,7 +49,6 @@ import math
 import os
 import re
 import secrets
-import socket
 import string
 import struct
 import threading
@@ -1311,47 +1310,33 @@ class SimServer:
     """
 
     def __init__(self, config: SimConfig, host: str = "127.0.0.1", port: int = 0) -> None:
-        import uvicorn  # dev-only dependency
+        from izgens_local.servers import ServerThread
 
         self.config = config
         self.app = create_app(config)
         self.engine: SimEngine = self.app.state.engine
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind((host, port))
-        bound_host, bound_port = self._socket.getsockname()[:2]
-        self.url = f"http://{bound_host}:{bound_port}"
-        self.api_url = self.url + API_PREFIX
-        self._server = uvicorn.Server(
-            uvicorn.Config(
-                self.app,
-                log_config=None,
-                http="h11",
-                ws="none",
-                lifespan="on",
-                timeout_graceful_shutdown=1,
-            )
-        )
-        self._thread = threading.Thread(
-            target=self._server.run,
-            kwargs={"sockets": [self._socket]},
+        self._server = ServerThread(
+            self.app,
+            port,
+            host=host,
             name="byteplus-sim-server",
-            daemon=True,
+            log_config=None,
+            log_level=None,
+            access_log=True,
+            http="h11",
+            ws="none",
+            lifespan="on",
+            timeout_graceful_shutdown=1,
         )
+        self.url = self._server.url
+        self.api_url = self.url + API_PREFIX
 
     def start(self) -> SimServer:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the BytePlus simulator did not start")
-            time.sleep(0.01)
+        self._server.start(timeout=10)
         return self
 
     def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(10)
-        self._socket.close()
+        self._server.stop()
 
     def __enter__(self) -> SimServer:
         return self.start()
