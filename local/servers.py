@@ -38,7 +38,9 @@ class ServerThread:
 
         self.name = name
         self.stop_timeout = stop_timeout
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP, as asyncio's own sockets: only then does it set TCP_NODELAY on the
+        # connections (without, small answers wait ~40 ms for delayed ACKs)
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             self._socket.bind((host, port))

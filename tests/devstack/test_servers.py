@@ -1,11 +1,13 @@
 """The one way an ASGI app is served on a thread here: a port in use is an error at once, a
-lifespan that fails is a start that fails, and stopping frees the port."""
+lifespan that fails is a start that fails, answers do not wait for delayed ACKs, and
+stopping frees the port."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import AsyncIterator
 
 import httpx
@@ -57,3 +59,14 @@ def test_a_failing_lifespan_fails_the_start() -> None:
     with pytest.raises(RuntimeError, match="test-broken did not start"):
         server.start()
     assert not server.thread.is_alive()
+
+
+def test_answers_do_not_wait_for_delayed_acks() -> None:
+    """A socket made without IPPROTO_TCP gets no TCP_NODELAY from asyncio: each answer on a
+    kept-alive connection then waits ~40 ms (20 requests took 0.9 s instead of 0.01 s)."""
+    with ServerThread(APP, name="test-nodelay") as server, httpx.Client(base_url=server.url) as c:
+        c.get("/")
+        started = time.perf_counter()
+        for _ in range(20):
+            c.get("/")
+        assert time.perf_counter() - started < 0.4
