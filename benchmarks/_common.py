@@ -135,7 +135,7 @@ def dev_stack(
     from izgens_local.plisio_sim import SimConfig as PlisioConfig
     from izgens_local.plisio_sim import create_app as plisio_app
     from izgens_local.s3 import start_local_s3
-    from izgens_local.stack import ThreadedServer
+    from izgens_local.servers import ServerThread
 
     def refresh() -> None:
         reset_settings()
@@ -163,11 +163,10 @@ def dev_stack(
         "FRONTEND_URL": base,
     }
     if plisio:
-        plisio_port = free_port()
-        plisio_server = ThreadedServer(
-            plisio_app(PlisioConfig(secret_key=PLISIO_SECRET)), plisio_port, name="bench-plisio"
+        plisio_server = ServerThread(
+            plisio_app(PlisioConfig(secret_key=PLISIO_SECRET)), name="bench-plisio"
         ).start()
-        values["PLISIO_BASE_URL"] = f"http://127.0.0.1:{plisio_port}/api/v1"
+        values["PLISIO_BASE_URL"] = f"{plisio_server.url}/api/v1"
     if sim is not None:
         values |= {
             "BYTEPLUS_BASE_URL": sim.api_url,
@@ -180,7 +179,7 @@ def dev_stack(
     refresh()
     pump = s3.pump(handle_event)
     signer = DevSigner(f"{base}/auth/v1")
-    server = ThreadedServer(create_dev_app(signer), port, name="bench-dev-server").start()
+    server = ServerThread(create_dev_app(signer), port, name="bench-dev-server").start()
     try:
         yield DevStack(base=base, signer=signer, sim=sim, s3=s3)
     finally:

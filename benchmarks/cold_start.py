@@ -11,6 +11,7 @@ AWS_ACCESS_KEY_ID; the link must be signed without importing boto3).
 
     python benchmarks/cold_start.py              # from this virtualenv (the default)
     python benchmarks/cold_start.py --artifacts  # from the packaged artifacts
+    python benchmarks/cold_start.py --imports    # the ten largest imports of each case
 
 `--artifacts` builds host-platform artifacts with `infra/package.py --host` (into
 `.package/host`, apart from the Lambda build; its dependency cache makes a rebuild take
@@ -396,8 +397,42 @@ def run_artifacts(url: str, jwks_base: str, token: str, out: Path, *, build: boo
 # --- from this virtualenv (the default) ---------------------------------------------------
 
 
+def largest_imports(stderr: str, top: int = 10) -> list[tuple[str, float]]:
+    """`-X importtime` self times summed per top-level package, largest first: what a cold
+    start pays for, by the name one would have to import lazily to avoid it."""
+    totals: dict[str, float] = {}
+    for line in stderr.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        self_us, _, name = line.removeprefix("import time:").split("|", 2)
+        root = name.strip().split(".")[0]
+        totals[root] = totals.get(root, 0.0) + int(self_us) / 1000
+    return sorted(totals.items(), key=lambda item: -item[1])[:top]
+
+
+def import_report(plan: list[tuple[str, str, dict]], env_of: object) -> str:
+    """One `-X importtime` run of every case (after the timed rounds: bytecode is cached)."""
+    lines = ["\nLargest imports per case (self ms summed per top-level package, one run)\n"]
+    for name, module, ev in plan:
+        command = [sys.executable, "-X", "importtime", "-c", RUNNER, module, json.dumps(ev)]
+        out = subprocess.run(
+            [*command, BASELINE], env=env_of(name), capture_output=True, text=True, check=False
+        )  # type: ignore[operator]
+        ranked = largest_imports(out.stderr)
+        total = sum(ms for _, ms in largest_imports(out.stderr, top=10_000))
+        shown = ", ".join(f"{root} {ms:.0f}" for root, ms in ranked)
+        lines.append(f"{name} (all imports {total:.0f} ms): {shown}")
+    return "\n".join(lines) + "\n"
+
+
 def run_in_place(
-    url: str, jwks_base: str, token: str, completed: tuple[str, str], credentials: str
+    url: str,
+    jwks_base: str,
+    token: str,
+    completed: tuple[str, str],
+    credentials: str,
+    *,
+    imports: bool = False,
 ) -> str:
     import importlib.util
 
@@ -477,7 +512,8 @@ def run_in_place(
         {"mode": "virtualenv", "runs": RUNS, "baseline_ms": base, "cases": figures},
     )
     title = f"\nCold start (fresh process: import + first request), median of {RUNS}\n"
-    return title + table(["case", "ms", "ratio", "target", "status"], rows) + "\n"
+    report = title + table(["case", "ms", "ratio", "target", "status"], rows) + "\n"
+    return report + (import_report(plan, env_of) if imports else "")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -497,6 +533,11 @@ def main(argv: list[str] | None = None) -> None:
         "--no-build",
         action="store_true",
         help="with --artifacts: reuse the zips already in --out instead of rebuilding",
+    )
+    parser.add_argument(
+        "--imports",
+        action="store_true",
+        help="also print the ten largest imports of every case (python -X importtime)",
     )
     args = parser.parse_args(argv)
 
@@ -546,7 +587,12 @@ def main(argv: list[str] | None = None) -> None:
                 )
             else:
                 report = run_in_place(
-                    url, jwks.base, token, (completed, owner_token), credentials.base + "/creds"
+                    url,
+                    jwks.base,
+                    token,
+                    (completed, owner_token),
+                    credentials.base + "/creds",
+                    imports=args.imports,
                 )
         finally:
             jwks.stop()

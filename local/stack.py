@@ -18,7 +18,6 @@ import signal
 import socket
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,7 +28,6 @@ from izgens_local.pg import EmbeddedPostgres, start_postgres, state_dir
 __all__ = [
     "DevPorts",
     "PortInUse",
-    "ThreadedServer",
     "dev_environment",
     "run_dev",
     "start_database",
@@ -78,33 +76,6 @@ def ensure_free(port: int, what: str, variable: str) -> None:
                 f"port {port} ({what}) is already in use on 127.0.0.1: stop what holds it, or "
                 f"choose another port with {variable}=<port>"
             ) from None
-
-
-class ThreadedServer:
-    """A uvicorn server on a background thread (signal handling stays with the main thread)."""
-
-    def __init__(self, app: Any, port: int, *, name: str) -> None:
-        import uvicorn
-
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off"
-        )
-        self.server = uvicorn.Server(config)
-        self.name = name
-        self.thread = threading.Thread(target=self.server.run, name=name, daemon=True)
-
-    def start(self, timeout: float = 15.0) -> ThreadedServer:
-        self.thread.start()
-        deadline = time.monotonic() + timeout
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"{self.name} did not start")
-            time.sleep(0.02)
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 def start_database() -> EmbeddedPostgres:
@@ -241,12 +212,13 @@ def start_plisio_sim(stack: Stack) -> None:
     """The Plisio simulator on its port, accepting exactly PLISIO_SECRET_KEY; invoice URLs
     point at it, so a browser can pay there."""
     from izgens_local.plisio_sim import SimConfig, create_app
+    from izgens_local.servers import ServerThread
 
     config = SimConfig(
         secret_key=os.environ["PLISIO_SECRET_KEY"],
         public_url=f"http://127.0.0.1:{stack.ports.plisio}",
     )
-    sim = ThreadedServer(create_app(config), stack.ports.plisio, name="plisio-sim").start()
+    sim = ServerThread(create_app(config), stack.ports.plisio, name="plisio-sim").start()
     stack.stoppers.append(sim.stop)
 
 

@@ -146,7 +146,7 @@ def dev_server() -> Iterator[DevServer]:
     """The dev server (every HTTP function mounted) on a free port, over real HTTP."""
     from izgens_local.devauth import DevSigner
     from izgens_local.devserver import create_dev_app
-    from izgens_local.stack import ThreadedServer
+    from izgens_local.servers import ServerThread
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -155,7 +155,7 @@ def dev_server() -> Iterator[DevServer]:
     reset_settings()
     reset_verifier()
     signer = DevSigner(f"{base}/auth/v1")
-    server = ThreadedServer(create_dev_app(signer), port, name="test-dev-server").start()
+    server = ServerThread(create_dev_app(signer), port, name="test-dev-server").start()
     try:
         yield DevServer(base=base, signer=signer)
     finally:

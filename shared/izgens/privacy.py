@@ -76,18 +76,27 @@ class DeletionView(BaseModel):
 
 
 class Privacy:
-    def __init__(self, settings: Settings, db: Database, storage: Storage) -> None:
+    def __init__(self, settings: Settings, db: Database, storage: Storage | None = None) -> None:
         self.settings = settings
         self.db = db
-        self.storage = storage
+        self._storage = storage
 
     @classmethod
     def from_settings(cls) -> Privacy:
         from izgens.config import get_settings
         from izgens.db import get_database
-        from izgens.storage import get_storage
 
-        return cls(get_settings(), get_database(), get_storage())
+        return cls(get_settings(), get_database())
+
+    @property
+    def storage(self) -> Storage:
+        """The bucket client, imported on first use: reading an export's status or
+        requesting one never needs it (cold start)."""
+        if self._storage is None:
+            from izgens.storage import get_storage
+
+            self._storage = get_storage()
+        return self._storage
 
     # -- exports ------------------------------------------------------------------------------
 

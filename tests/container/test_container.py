@@ -13,10 +13,9 @@ import pytest
 from starlette.routing import Mount
 
 from izgens.db import Database
+from izgens_local.servers import ServerThread
 from tests.conftest import DevServer
 from tests.support.users import make_user
-
-from .conftest import LifespanServer
 
 PROBLEM = "application/problem+json"
 
@@ -129,13 +128,13 @@ def test_health_reads_the_database(container: httpx.Client) -> None:
     assert answer.json()["ok"] is True
 
 
-def test_health_fails_without_a_database(serve: Callable[..., LifespanServer]) -> None:
+def test_health_fails_without_a_database(serve: Callable[..., ServerThread]) -> None:
     """Railway routes traffic to a new deployment only once /health is 200."""
     from izgens.db import reset_database
 
     server = serve(DATABASE_URL="postgresql://nobody@127.0.0.1:9/nothing")
     reset_database()
-    _problem(httpx.get(f"{server.base}/health", timeout=30), 503, "database_unavailable")
+    _problem(httpx.get(f"{server.url}/health", timeout=30), 503, "database_unavailable")
 
 
 def test_the_edge_runs_once(container: httpx.Client) -> None:
@@ -155,7 +154,7 @@ def test_the_edge_runs_once(container: httpx.Client) -> None:
 
 
 def test_the_schedule_runs_cleanup_and_stops_on_shutdown(
-    serve: Callable[..., LifespanServer], db: Database
+    serve: Callable[..., ServerThread], db: Database
 ) -> None:
     from izgens.container import app
 
@@ -184,7 +183,7 @@ def test_the_schedule_runs_cleanup_and_stops_on_shutdown(
     assert scheduler.runs == runs  # nothing runs after shutdown
 
 
-def test_interval_zero_turns_the_schedule_off(serve: Callable[..., LifespanServer]) -> None:
+def test_interval_zero_turns_the_schedule_off(serve: Callable[..., ServerThread]) -> None:
     from izgens.container import app
 
     serve(CLEANUP_INTERVAL_SECONDS="0")
@@ -237,12 +236,12 @@ def test_a_bad_interval_is_refused(value: str) -> None:
     assert Settings.from_environ({}).cleanup_interval_seconds == 300
 
 
-def test_cors_answers_the_configured_origin_only(serve: Callable[..., LifespanServer]) -> None:
+def test_cors_answers_the_configured_origin_only(serve: Callable[..., ServerThread]) -> None:
     """On AWS the Function URLs answer CORS; in the container the edge does (the dev
     server's very implementation), for CORS_ORIGINS. Every preflight: tests/security."""
     server = serve(CORS_ORIGINS="https://app.example.com")
     preflight = httpx.options(
-        f"{server.base}/generate/generations",
+        f"{server.url}/generate/generations",
         headers={
             "Origin": "https://app.example.com",
             "Access-Control-Request-Method": "POST",
@@ -255,12 +254,12 @@ def test_cors_answers_the_configured_origin_only(serve: Callable[..., LifespanSe
     assert "idempotency-key" in preflight.headers["access-control-allow-headers"].lower()
 
     # error answers carry the headers too, or the browser hides the problem+json from the app
-    denied = httpx.get(f"{server.base}/account/me", headers={"Origin": "https://app.example.com"})
+    denied = httpx.get(f"{server.url}/account/me", headers={"Origin": "https://app.example.com"})
     _problem(denied, 401, "unauthenticated")
     assert denied.headers["access-control-allow-origin"] == "https://app.example.com"
     assert "x-request-id" in denied.headers["access-control-expose-headers"].lower()
 
-    other = httpx.get(f"{server.base}/account/me", headers={"Origin": "https://evil.example"})
+    other = httpx.get(f"{server.url}/account/me", headers={"Origin": "https://evil.example"})
     assert "access-control-allow-origin" not in other.headers
 
 

@@ -215,12 +215,23 @@ def test_any_body_on_the_provider_callback_is_answered_without_a_5xx(
     assert error_log.errors() == []
 
 
+def _nans(document: Any) -> list[float]:
+    """Every NaN anywhere in a generated document (where it sits depends on Hypothesis's
+    version, that it is sent does not)."""
+    if isinstance(document, float):
+        return [document] if math.isnan(document) else []
+    children = document.values() if isinstance(document, dict) else document
+    if isinstance(document, list | dict):
+        return [n for child in children for n in _nans(child)]
+    return []
+
+
 def test_the_strategies_reach_what_they_are_for() -> None:
     """The generators do produce the hostile shapes (a fuzz run that never sent NaN or a
     deep body would pass for nothing)."""
     from hypothesis import find
 
     assert find(deep(), lambda b: len(b) > 20_000)
-    assert find(documents, lambda d: isinstance(d, float) and math.isnan(d))
+    assert find(documents, lambda d: any(_nans(d)))
     assert find(documents, lambda d: isinstance(d, list) and d and isinstance(d[0], list))
     assert find(signed_callbacks(), lambda f: any(isinstance(v, dict) for v in f.values()))

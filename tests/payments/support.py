@@ -149,17 +149,10 @@ class PlisioEnv:
 def plisio_sim() -> Iterator[str]:
     """One Plisio simulator for the session, over real HTTP on a free port."""
     from izgens_local.plisio_sim import SimConfig, create_app
-    from izgens_local.stack import ThreadedServer
-    from tests.support.servers import free_port
+    from izgens_local.servers import ServerThread
 
-    port = free_port()
-    server = ThreadedServer(
-        create_app(SimConfig(secret_key=SECRET)), port, name="test-plisio-sim"
-    ).start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+    with ServerThread(create_app(SimConfig(secret_key=SECRET)), name="test-plisio-sim") as server:
+        yield server.url
 
 
 @pytest.fixture

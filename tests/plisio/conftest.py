@@ -2,53 +2,34 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from izgens.plisio import PlisioClient
 from izgens_local.plisio_sim import SimConfig, create_app
+from izgens_local.servers import ServerThread
 from tests.support.servers import QuietHandler, StubServer
 
 # distinctive, so a leak is easy to find in logs and messages
 SIM_SECRET = "sim-secret-9f3c1e-DO-NOT-LEAK"
 
 
-class ServerThread:
-    """An ASGI app served by uvicorn on a free 127.0.0.1 port, stopped on exit."""
-
-    def __init__(self, app: Any) -> None:
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
-        self.port = self._sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, lifespan="off", log_config=None, ws="none", http="h11")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
-        )
-
-    def __enter__(self) -> ServerThread:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the simulator did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(10)
-        self._sock.close()
+def serve_sim(app: Any) -> ServerThread:
+    """A simulator app on a free 127.0.0.1 port, with uvicorn's logging left as it is and
+    its access log on (test_plisio_client reads it)."""
+    return ServerThread(
+        app,
+        name="plisio-sim",
+        log_config=None,
+        log_level=None,
+        access_log=True,
+        ws="none",
+        http="h11",
+    )
 
 
 @dataclass
@@ -89,9 +70,9 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture(scope="session")
-def server_thread() -> type[ServerThread]:
+def server_thread() -> Callable[[Any], ServerThread]:
     """For tests that need a simulator of their own, configured differently."""
-    return ServerThread
+    return serve_sim
 
 
 @pytest.fixture(scope="session")
@@ -101,7 +82,7 @@ def sim_secret() -> str:
 
 @pytest.fixture(scope="session")
 def sim_url() -> Iterator[str]:
-    with ServerThread(create_app(SimConfig(secret_key=SIM_SECRET))) as server:
+    with serve_sim(create_app(SimConfig(secret_key=SIM_SECRET))) as server:
         yield server.url
 
 

@@ -19,8 +19,12 @@ import pytest
 from izgens.plisio import PaymentOutcome, PlisioClient, verify_callback
 from izgens_local.plisio_sim import SimConfig, create_app
 
-if TYPE_CHECKING:  # the fixtures' types, from this folder's conftest
-    from conftest import Received, Receiver, ServerThread
+if TYPE_CHECKING:  # the fixtures' types
+    from collections.abc import Callable
+
+    from conftest import Received, Receiver
+
+    from izgens_local.servers import ServerThread
 
 CALLBACK_FIELDS = {
     "txn_id",
@@ -316,7 +320,7 @@ def test_reset_forgets_everything(
 
 
 def test_notify_on_create_sends_a_new_callback(
-    receiver: Receiver, server_thread: type[ServerThread]
+    receiver: Receiver, server_thread: Callable[[Any], ServerThread]
 ) -> None:
     secret = "notify-on-create-secret"
     with server_thread(create_app(SimConfig(secret_key=secret, notify_on_create=True))) as srv:
