@@ -231,7 +231,13 @@ def test_the_strategies_reach_what_they_are_for() -> None:
     deep body would pass for nothing)."""
     from hypothesis import find
 
-    assert find(deep(), lambda b: len(b) > 20_000)
-    assert find(documents, lambda d: any(_nans(d)))
-    assert find(documents, lambda d: isinstance(d, list) and d and isinstance(d[0], list))
-    assert find(signed_callbacks(), lambda f: any(isinstance(v, dict) for v in f.values()))
+    # the same examples every run, as for the fuzz tests themselves
+    search = settings(max_examples=5000, derandomize=True, database=None)
+    assert find(deep(), lambda b: len(b) > 20_000, settings=search)
+    assert find(documents, lambda d: any(_nans(d)), settings=search)
+    assert find(
+        documents, lambda d: isinstance(d, list) and d and isinstance(d[0], list), settings=search
+    )
+    assert find(
+        signed_callbacks(), lambda f: any(isinstance(v, dict) for v in f.values()), settings=search
+    )
