@@ -124,6 +124,9 @@ class Settings(BaseModel):
     # nothing waits forever: a generation waiting for provider capacity, and a purchase
     # that never got an invoice, are ended after these (failed and refunded, expired)
     generation_max_wait_minutes: int = Field(30, ge=1)
+    # the provider account's queued-task cap (reference §7: 120 per master account); the
+    # dispatcher does not send into a queue it knows is full
+    byteplus_max_queued: int = Field(120, ge=1)
     purchase_invoice_timeout_hours: int = Field(24, ge=1)
 
     # the container (izgens.container) runs the cleanup jobs in-process this often, 0 = off;

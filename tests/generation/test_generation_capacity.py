@@ -189,3 +189,38 @@ def test_the_wait_limit_sql_refunds_once_under_concurrency(env: GenEnv) -> None:
             ("generation_refund", gen["cost"]),
         ]
     assert env.balance(user) == 10_000
+
+
+def test_the_dispatcher_sends_nothing_into_a_queue_it_knows_is_full(
+    env: GenEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A create into the provider's full queue is refused and still spends the per-minute
+    budget: with BYTEPLUS_MAX_QUEUED generations queued at the provider, the dispatcher
+    claims none, and a generation that leaves the provider's queue (running) makes room for
+    exactly the next one, in arrival order."""
+    monkeypatch.setenv("BYTEPLUS_MAX_QUEUED", "2")
+    reset_settings()
+    env.sim.config.max_running = 0  # the provider runs nothing yet: tasks stay queued there
+    env.sim.config.rpm = 2  # the third create is refused, so the rest wait in our queue
+    user = env.user()
+    gens = [env.accepted(user, f"a slow tide #{i} [sim:delay=30]") for i in range(5)]
+    assert [g["status"] for g in gens] == ["submitted"] * 2 + ["queued"] * 3
+    assert env.create_requests() == 3
+
+    env.sim.config.rpm = 600
+    for _ in range(2):
+        assert env.reconcile()["dispatched"] == 0
+    assert env.create_requests() == 3, "the dispatcher probed a queue it knows is full"
+
+    env.sim.config.max_running = 1  # one task starts: its `running` callback frees a place
+    wait_for(lambda: env.row(gens[2]["id"])["status"] == "submitted", 10)
+    assert env.row(gens[0]["id"])["status"] == "running"
+    assert [env.row(g["id"])["status"] for g in gens[3:]] == ["queued", "queued"]
+    assert env.create_requests() == 4
+
+    monkeypatch.setenv("BYTEPLUS_MAX_QUEUED", "120")
+    reset_settings()
+    assert env.reconcile()["dispatched"] == 2
+    assert provider_order(env) == [g["id"] for g in gens]
+    assert env.create_requests() == 6
+    assert env.balance(user) == 10_000 - sum(g["cost"] for g in gens)

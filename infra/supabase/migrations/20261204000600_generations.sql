@@ -132,10 +132,29 @@ end $$;
 -- Hands up to p_limit waiting generations (never sent to the provider), oldest first, each
 -- to exactly one caller, marked attempted: from then on only `mark_submitted`,
 -- `defer_submission` or reconciliation move them.
-create or replace function izgens.claim_submissions(p_limit int, p_lease_seconds int default 60)
+--
+-- With p_provider_queue_cap, no more than fill the provider's queue as we know it: the
+-- generations it holds queued (`submitted`) and those on their way there (claimed, not yet
+-- answered). A create into a full queue is refused (429 QuotaExceeded) and still counts
+-- against the provider's per-minute limit, so probing a full queue slows the drain.
+-- Concurrent claimers may overshoot by a few: those are refused and wait again, as
+-- without the cap.
+create or replace function izgens.claim_submissions(
+  p_limit int, p_lease_seconds int default 60, p_provider_queue_cap int default null
+)
 returns setof public.generations
 language sql as $$
-  with claimed as (
+  with room as (
+    select case when p_provider_queue_cap is null then p_limit
+                else least(p_limit, greatest(0, p_provider_queue_cap - (
+                  select count(*) from public.generations
+                   where status = 'submitted'
+                      or (status = 'queued' and submit_attempted_at is not null
+                          and submit_lease_until > now())
+                )))::int
+           end as n
+  ),
+  claimed as (
     update public.generations g
        set submit_lease_until = now() + make_interval(secs => p_lease_seconds),
            submit_attempted_at = now(),
@@ -145,7 +164,7 @@ language sql as $$
        select id from public.generations
         where status = 'queued' and submit_attempted_at is null
         order by created_at, id
-        limit p_limit
+        limit (select n from room)
         for update skip locked
      )
     returning g.*

@@ -44,6 +44,8 @@ class _Progress:
             return gen
         if task.status == "running":
             row = self.db.one("select * from izgens.mark_running(%s)", (gen.id,))
+            if gen.status == "submitted" and row and row["status"] == "running":
+                self._dispatch_freed_slot()  # it left the provider's queue: room for one
             return Generation.model_validate(row) if row else gen
         if task.status == "succeeded":
             return self.store(gen, task)
