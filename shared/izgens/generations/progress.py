@@ -44,8 +44,6 @@ class _Progress:
             return gen
         if task.status == "running":
             row = self.db.one("select * from izgens.mark_running(%s)", (gen.id,))
-            if gen.status == "submitted" and row and row["status"] == "running":
-                self._dispatch_freed_slot()  # it left the provider's queue: room for one
             return Generation.model_validate(row) if row else gen
         if task.status == "succeeded":
             return self.store(gen, task)
@@ -144,7 +142,11 @@ class _Progress:
             row = self.db.one("select * from izgens.mark_submitted(%s, %s)", (gen.id, task.id))
             gen = Generation.model_validate(row)
         if gen.status in ("submitted", "running"):
-            self.apply(gen, task)
+            after = self.apply(gen, task)
+            if gen.status == "submitted" and after.status == "running":
+                # it left the provider's queue: room for the next one (here, not in apply:
+                # a status read stays at its two round trips; the job dispatches as well)
+                self._dispatch_freed_slot()
         elif gen.status in ("failed", "canceled") and task.id != gen.provider_task_id:
             self._orphan(gen, task)
 
