@@ -42,6 +42,7 @@ import time
 import uuid
 import venv
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -397,7 +398,7 @@ def run_artifacts(url: str, jwks_base: str, token: str, out: Path, *, build: boo
 # --- from this virtualenv (the default) ---------------------------------------------------
 
 
-def largest_imports(stderr: str, top: int = 10) -> list[tuple[str, float]]:
+def imports_by_package(stderr: str) -> list[tuple[str, float]]:
     """`-X importtime` self times summed per top-level package, largest first: what a cold
     start pays for, by the name one would have to import lazily to avoid it."""
     totals: dict[str, float] = {}
@@ -407,20 +408,22 @@ def largest_imports(stderr: str, top: int = 10) -> list[tuple[str, float]]:
         self_us, _, name = line.removeprefix("import time:").split("|", 2)
         root = name.strip().split(".")[0]
         totals[root] = totals.get(root, 0.0) + int(self_us) / 1000
-    return sorted(totals.items(), key=lambda item: -item[1])[:top]
+    return sorted(totals.items(), key=lambda item: -item[1])
 
 
-def import_report(plan: list[tuple[str, str, dict]], env_of: object) -> str:
+def import_report(
+    plan: list[tuple[str, str, dict]], env_of: Callable[[str], dict[str, str]], top: int = 10
+) -> str:
     """One `-X importtime` run of every case (after the timed rounds: bytecode is cached)."""
     lines = ["\nLargest imports per case (self ms summed per top-level package, one run)\n"]
     for name, module, ev in plan:
         command = [sys.executable, "-X", "importtime", "-c", RUNNER, module, json.dumps(ev)]
         out = subprocess.run(
             [*command, BASELINE], env=env_of(name), capture_output=True, text=True, check=False
-        )  # type: ignore[operator]
-        ranked = largest_imports(out.stderr)
-        total = sum(ms for _, ms in largest_imports(out.stderr, top=10_000))
-        shown = ", ".join(f"{root} {ms:.0f}" for root, ms in ranked)
+        )
+        ranked = imports_by_package(out.stderr)
+        total = sum(ms for _, ms in ranked)
+        shown = ", ".join(f"{root} {ms:.0f}" for root, ms in ranked[:top])
         lines.append(f"{name} (all imports {total:.0f} ms): {shown}")
     return "\n".join(lines) + "\n"
 
