@@ -239,14 +239,14 @@ class _Admission:
 
         Only generations never sent to the provider are claimed (`claim_submissions`), so
         nothing is ever created twice, and none while the provider's queue, as far as we
-        know, is full (BYTEPLUS_MAX_QUEUED). Stops at the first capacity refusal (the refused one
-        goes back to its place in the queue) and at the first ambiguous failure (the
-        provider is in trouble; that one is left to reconciliation).
+        know, is full (BYTEPLUS_MAX_QUEUED). Stops at the first capacity refusal (the
+        refused one goes back to its place in the queue) and at the first ambiguous failure
+        (the provider is in trouble; that one is left to reconciliation).
         """
         submitted = 0
         for _attempt in range(limit):  # bounded: each claim takes one waiting generation
             row = self.db.one(
-                "select * from izgens.claim_submissions(1, 60, %s)",
+                "select * from izgens.claim_submissions(1, p_provider_queue_cap => %s)",
                 (self.settings.byteplus_max_queued,),
             )
             if row is None:
