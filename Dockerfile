@@ -45,5 +45,6 @@ HEALTHCHECK --interval=30s --timeout=15s --start-period=20s --retries=3 \
 # lifespan shutdown (which waits for a cleanup run in progress). --no-access-log: izgens
 # logs one JSON line per request already. --no-proxy-headers: the client address is
 # izgens.http.client_ip's (CLIENT_IP_HEADER); uvicorn's would take the leftmost
-# X-Forwarded-For entry, which the client writes itself.
-CMD ["sh", "-c", "exec uvicorn izgens.container:app --host 0.0.0.0 --port ${PORT:-8080} --no-proxy-headers --no-access-log"]
+# X-Forwarded-For entry, which the client writes itself. --h11-max-incomplete-event-size:
+# a long request line is the app's to refuse (izgens_local.servers.MAX_REQUEST_HEAD).
+CMD ["sh", "-c", "exec uvicorn izgens.container:app --host 0.0.0.0 --port ${PORT:-8080} --no-proxy-headers --no-access-log --h11-max-incomplete-event-size 262144"]

@@ -8,7 +8,13 @@ import threading
 import time
 from typing import Any, Self
 
-__all__ = ["ServerThread"]
+__all__ = ["MAX_REQUEST_HEAD", "ServerThread"]
+
+# h11 refuses a request line and headers longer than its buffer (16 KiB by default) with
+# a bare 400 of its own, but only when they arrive in more than one read, so a long query
+# string was at random a problem+json from the app or uvicorn's plain text. A buffer past
+# anything the app accepts lets the app answer every such request (Dockerfile: the same).
+MAX_REQUEST_HEAD = 256 * 1024
 
 
 class ServerThread:
@@ -58,6 +64,7 @@ class ServerThread:
             # requests still in flight (a simulated 30 s timeout) are cut short, so that
             # stop() returns within stop_timeout
             "timeout_graceful_shutdown": 5,
+            "h11_max_incomplete_event_size": MAX_REQUEST_HEAD,
             **options,
         }
         self.server = uvicorn.Server(uvicorn.Config(app, **settings))

@@ -307,6 +307,7 @@ def run_dev() -> int:
     from izgens.logs import configure_logging
     from izgens_local.devserver import create_dev_app
     from izgens_local.scheduler import interval_from_env
+    from izgens_local.servers import MAX_REQUEST_HEAD
 
     try:
         ports = DevPorts.from_env()
@@ -323,7 +324,12 @@ def run_dev() -> int:
             token, balance = ensure_dev_user(stack)
             start_scheduler(stack, cleanup_interval)
             config = uvicorn.Config(
-                app, host="127.0.0.1", port=ports.dev, log_level="warning", lifespan="off"
+                app,
+                host="127.0.0.1",
+                port=ports.dev,
+                log_level="warning",
+                lifespan="off",
+                h11_max_incomplete_event_size=MAX_REQUEST_HEAD,
             )
             server = uvicorn.Server(config)
             sys.stdout.write(_banner(stack, token, balance, cleanup_interval))
